@@ -1,0 +1,186 @@
+"""ChronosX settings: one module, switched by environment variables (CONTRACT.md §3).
+
+With no variable set, ChronosX runs on its embedded default: SQLite under var/,
+tasks run in-process, the sandbox venue, plain HTTP on 127.0.0.1/localhost.
+"""
+import os
+from pathlib import Path
+
+import dj_database_url
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+VAR_DIR = Path(os.environ.get("CHRONOSX_VAR_DIR", BASE_DIR / "var"))
+VAR_DIR.mkdir(parents=True, exist_ok=True)
+
+
+def env(name, default=None):
+    """Read a setting; `NAME_FILE` (a path) wins over `NAME`, so secrets can live in files."""
+    file_path = os.environ.get(f"{name}_FILE")
+    if file_path:
+        return Path(file_path).read_text().strip()
+    return os.environ.get(name, default)
+
+
+def env_bool(name, default=False):
+    return env(name, "1" if default else "0").lower() in ("1", "true", "yes", "on")
+
+
+SECRET_KEY = env("DJANGO_SECRET_KEY") or "chronosx-embedded-default-not-for-production"
+DEBUG = env_bool("DJANGO_DEBUG")
+ALLOWED_HOSTS = [h for h in env("DJANGO_ALLOWED_HOSTS", "127.0.0.1,localhost").split(",") if h]
+CSRF_TRUSTED_ORIGINS = [o for o in env("DJANGO_CSRF_TRUSTED_ORIGINS", "").split(",") if o]
+# Behind nginx the app is bound to 127.0.0.1; nginx sets X-Forwarded-Proto.
+SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "rest_framework",
+    "drf_spectacular",
+    "django_htmx",
+    "pgtrigger",
+    "governance",
+    "ledger",
+    "exchange",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "django_htmx.middleware.HtmxMiddleware",
+]
+
+ROOT_URLCONF = "chronosx.urls"
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ]
+        },
+    }
+]
+ASGI_APPLICATION = "chronosx.asgi.application"
+WSGI_APPLICATION = "chronosx.wsgi.application"
+
+DATABASES = {
+    "default": dj_database_url.parse(
+        env("DATABASE_URL") or f"sqlite:///{VAR_DIR / 'chronosx.sqlite3'}", conn_max_age=0
+    )
+}
+IS_SQLITE = DATABASES["default"]["ENGINE"].endswith("sqlite3")
+if IS_SQLITE:
+    # IMMEDIATE takes the write lock at BEGIN, so the in-process background thread
+    # and request threads queue for it instead of failing with "database is locked".
+    DATABASES["default"]["OPTIONS"] = {"timeout": 30, "transaction_mode": "IMMEDIATE"}
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = False
+USE_TZ = True
+STATIC_URL = "static/"
+STATIC_ROOT = VAR_DIR / "static"
+
+# Request bodies above 64 KiB are refused with 413 (CONTRACT.md §1).
+API_MAX_BODY_BYTES = 64 * 1024
+DATA_UPLOAD_MAX_MEMORY_SIZE = 2 * 1024 * 1024  # admin forms; the API applies its own limit
+
+REDIS_URL = env("REDIS_URL") or env("CELERY_BROKER_URL")
+if REDIS_URL and REDIS_URL.startswith("redis"):
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}}
+else:
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": ["governance.auth.AgentTokenAuthentication"],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_PARSER_CLASSES": ["chronosx.api.StrictJSONParser"],
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_THROTTLE_CLASSES": ["governance.auth.AgentRateThrottle"],
+    "DEFAULT_THROTTLE_RATES": {"agent": env("CHRONOSX_AGENT_RATE", "1200/min")},
+    "EXCEPTION_HANDLER": "chronosx.api.exception_handler",
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "UNAUTHENTICATED_USER": None,
+    "COERCE_DECIMAL_TO_STRING": True,
+}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "ChronosX agent API",
+    "DESCRIPTION": "Governance-first pre-trade control layer: agents propose, governance decides.",
+    "VERSION": "1.0.0",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SCHEMA_PATH_PREFIX": "/api/v1",
+}
+
+# Celery: with no broker, tasks run in-process (embedded mode).
+CELERY_BROKER_URL = env("CELERY_BROKER_URL")
+EMBEDDED_TASKS = not CELERY_BROKER_URL
+CELERY_TASK_ALWAYS_EAGER = EMBEDDED_TASKS
+CELERY_TASK_EAGER_PROPAGATES = False
+CELERY_RESULT_BACKEND = None
+CELERY_TASK_IGNORE_RESULT = True
+CELERY_TASK_ACKS_LATE = True
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_TASK_DEFAULT_QUEUE = "governance"
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600}
+
+# How long a proposal may sit in one stage before the sweeper picks it up again.
+CHRONOSX_SWEEP_AFTER_SECONDS = float(env("CHRONOSX_SWEEP_AFTER_SECONDS", "10"))
+CHRONOSX_SWEEP_INTERVAL_SECONDS = float(env("CHRONOSX_SWEEP_INTERVAL_SECONDS", "5"))
+# Fault injection for tests of worker crashes: the evaluation sleeps this long
+# inside its transaction. Always 0 in production.
+CHRONOSX_EVALUATION_DELAY_SECONDS = float(env("CHRONOSX_EVALUATION_DELAY_SECONDS", "0"))
+
+CHRONOSX_VENUE = env("CHRONOSX_VENUE", "sandbox")
+CHRONOSX_NODE_KEY_DIR = Path(env("CHRONOSX_NODE_KEY_DIR") or VAR_DIR / "keys")
+# The node this process acts as ("risk", "portfolio", "execution"); empty: not a node
+# process. In embedded mode the one process runs all three, each with its own key file.
+CHRONOSX_NODE = env("CHRONOSX_NODE", "")
+
+WEEX_API_KEY = env("WEEX_API_KEY")
+WEEX_API_SECRET = env("WEEX_API_SECRET")
+WEEX_API_PASSPHRASE = env("WEEX_API_PASSPHRASE")
+WEEX_DEMO = env_bool("WEEX_DEMO")
+WEEX_BASE_URL = env("WEEX_BASE_URL")
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": env("CHRONOSX_LOG_LEVEL", "INFO")},
+    "loggers": {"ccxt": {"level": "WARNING"}},
+}
+
+# Periodic jobs: Celery beat in production; the embedded loop runs the same
+# functions in-process when there is no broker.
+CELERY_BEAT_SCHEDULE = {
+    "sweep": {"task": "governance.sweep", "schedule": CHRONOSX_SWEEP_INTERVAL_SECONDS},
+    "reconcile": {"task": "exchange.reconcile", "schedule": CHRONOSX_SWEEP_INTERVAL_SECONDS},
+}
+CELERY_BEAT_SCHEDULE_EMBEDDED = [
+    "governance.nodes.embedded_heartbeat",
+    "governance.services.proposals_sweep",
+    "exchange.services.orders_reconcile",
+]
+# Queues: "governance" (evaluation, sweeps), one per MPC node ("risk", "portfolio",
+# "execution": each node's worker holds only its own key), "router" (orders).
+CELERY_TASK_ROUTES = {
+    "exchange.*": {"queue": "router"},
+}

@@ -1,0 +1,16 @@
+from django.contrib import admin
+from django.urls import include, path
+from drf_spectacular.views import SpectacularAPIView
+
+from chronosx import api
+
+urlpatterns = [
+    path("api/v1/", include("governance.urls")),
+    path("api/v1/", include("ledger.urls")),
+    path("api/v1/schema/", SpectacularAPIView.as_view(authentication_classes=[], permission_classes=[]), name="schema"),
+    path("admin/", admin.site.urls),
+    path("", include("governance.dashboard_urls")),
+]
+
+handler404 = api.json_or_html_404
+handler500 = api.json_or_html_500

@@ -1,0 +1,43 @@
+from django.db import models
+
+from chronosx.fields import ExactDecimalField
+
+
+class Order(models.Model):
+    """An order for one approved proposal. Created before any network call, so a
+    crash or an unknown outcome is always visible and looked up, never resent blind."""
+
+    class Status(models.TextChoices):
+        NEW = "new"  # row written, not yet sent
+        SENDING = "sending"  # a send is under way
+        UNKNOWN = "unknown"  # sent, outcome unknown (timeout, 5xx): look it up
+        OPEN = "open"
+        PARTIALLY_FILLED = "partially_filled"
+        FILLED = "filled"
+        REJECTED = "rejected"
+        CANCELLED = "cancelled"
+
+    proposal = models.ForeignKey("governance.Proposal", on_delete=models.PROTECT, related_name="orders")
+    client_order_id = models.CharField(max_length=40, unique=True)
+    venue = models.CharField(max_length=16)
+    live = models.BooleanField()
+    symbol = models.CharField(max_length=32)
+    side = models.CharField(max_length=4)
+    order_type = models.CharField(max_length=6)
+    quantity = ExactDecimalField()
+    limit_price = ExactDecimalField(null=True, blank=True)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.NEW)
+    venue_order_id = models.CharField(max_length=64, blank=True)
+    filled_quantity = ExactDecimalField(default="0")
+    average_price = ExactDecimalField(null=True, blank=True)
+    send_attempts = models.PositiveIntegerField(default=0)
+    last_error = models.CharField(max_length=500, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["created_at"]
+        indexes = [models.Index(fields=["status", "updated_at"])]
+
+    def __str__(self):
+        return self.client_order_id

@@ -1,0 +1,105 @@
+import re
+import uuid
+
+from django.utils import timezone
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from rest_framework import exceptions, serializers
+from rest_framework.permissions import AllowAny
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from chronosx.api import IdempotencyKeyRequired, check_body_size
+from governance import selectors, services
+from governance.models import Proposal
+from governance.serializers import ProposalInSerializer, ProposalSerializer
+
+IDEMPOTENCY_KEY = re.compile(r"^[A-Za-z0-9_.:\-]{1,64}$")
+
+
+class ProposalListCreateApi(APIView):
+    @extend_schema(
+        request=ProposalInSerializer,
+        parameters=[OpenApiParameter("Idempotency-Key", str, OpenApiParameter.HEADER, required=True)],
+        responses={202: ProposalSerializer, 200: ProposalSerializer},
+        summary="Propose a trade",
+    )
+    def post(self, request):
+        received_at = timezone.now()
+        check_body_size(request)
+        if request.content_type.split(";")[0].strip().lower() != "application/json":
+            raise exceptions.UnsupportedMediaType(request.content_type or "none")
+        key = request.headers.get("Idempotency-Key", "")
+        if not IDEMPOTENCY_KEY.match(key):
+            raise IdempotencyKeyRequired()
+        body = request.data
+        strategy_slug = body.get("strategy") if isinstance(body, dict) else None
+        if isinstance(strategy_slug, str):
+            strategy = selectors.agent_bound_to(agent=request.user, strategy_slug=strategy_slug)
+            if strategy is None:
+                raise exceptions.PermissionDenied(f"this agent may not act for strategy {strategy_slug!r}")
+        serializer = ProposalInSerializer(data=body, received_at=received_at)
+        serializer.is_valid(raise_exception=True)
+        data = dict(serializer.validated_data)
+        data.pop("strategy")
+        data["instrument"] = data.pop("symbol")
+        proposal, created = services.proposal_submit(
+            agent=request.user,
+            strategy=strategy,
+            data=data,
+            idempotency_key=key,
+            body_hash=services.request_hash(body),
+            received_at=received_at,
+        )
+        proposal = selectors.proposal_get(agent=request.user, proposal_id=proposal.id)
+        location = request.build_absolute_uri(f"/api/v1/proposals/{proposal.id}/")
+        return Response(ProposalSerializer(proposal).data, status=202 if created else 200, headers={"Location": location})
+
+    @extend_schema(
+        parameters=[
+            OpenApiParameter("strategy", str, description="a strategy slug the agent is bound to"),
+            OpenApiParameter("status", str, enum=Proposal.Status.values),
+            OpenApiParameter("limit", int, description="newest first; 1-1000, default 100"),
+        ],
+        responses=ProposalSerializer(many=True),
+        summary="List the agent's proposals",
+    )
+    def get(self, request):
+        params = ProposalFilterSerializer(data=request.query_params)
+        params.is_valid(raise_exception=True)
+        strategy = params.validated_data.get("strategy")
+        if strategy and selectors.agent_bound_to(agent=request.user, strategy_slug=strategy) is None:
+            raise exceptions.PermissionDenied(f"this agent may not act for strategy {strategy!r}")
+        proposals = selectors.proposal_list(agent=request.user, **params.validated_data)
+        return Response(ProposalSerializer(proposals, many=True).data)
+
+
+class ProposalFilterSerializer(serializers.Serializer):
+    strategy = serializers.CharField(required=False, max_length=64)
+    status = serializers.ChoiceField(choices=Proposal.Status.choices, required=False)
+    limit = serializers.IntegerField(required=False, min_value=1, max_value=1000, default=100)
+
+
+class ProposalDetailApi(APIView):
+    @extend_schema(responses={200: ProposalSerializer, 404: OpenApiResponse(description="not found")}, summary="One proposal")
+    def get(self, request, proposal_id):
+        try:
+            proposal_id = uuid.UUID(proposal_id)
+        except ValueError:
+            raise exceptions.NotFound(f"no proposal {proposal_id}")
+        proposal = selectors.proposal_get(agent=request.user, proposal_id=proposal_id)
+        if proposal is None:
+            raise exceptions.NotFound(f"no proposal {proposal_id}")
+        return Response(ProposalSerializer(proposal).data)
+
+
+class HealthApi(APIView):
+    authentication_classes = []
+    permission_classes = [AllowAny]
+    throttle_classes = []
+
+    @extend_schema(responses={200: dict, 503: dict}, summary="Health: 200 when able to accept proposals")
+    def get(self, request):
+        from governance.health import health_report
+
+        report = health_report()
+        return Response(report, status=503 if report["status"] == "down" else 200)

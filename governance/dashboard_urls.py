@@ -1,0 +1,5 @@
+from django.urls import path
+
+from governance import views
+
+urlpatterns = [path("", views.dashboard, name="dashboard")]

@@ -1,0 +1,291 @@
+import uuid
+
+import pgtrigger
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.db import models
+
+from chronosx.fields import ExactDecimalField
+
+
+class Instrument(models.Model):
+    symbol = models.CharField(max_length=32, unique=True)
+    base_asset = models.CharField(max_length=16)
+    quote_asset = models.CharField(max_length=16, default="USDT")
+    min_quantity = ExactDecimalField()
+    quantity_step = ExactDecimalField()
+    price_tick = ExactDecimalField(default="0.01")
+    enabled = models.BooleanField(default=True)
+
+    def __str__(self):
+        return self.symbol
+
+
+class Strategy(models.Model):
+    slug = models.SlugField(max_length=64, unique=True)
+    name = models.CharField(max_length=128, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        verbose_name_plural = "strategies"
+
+    def __str__(self):
+        return self.slug
+
+
+class Agent(models.Model):
+    """A strategy process. It may only propose, and only for its strategies."""
+
+    name = models.CharField(max_length=64, unique=True)
+    # Only a SHA-256 of the token is kept; the token itself is shown once.
+    token_hash = models.CharField(max_length=64, unique=True)
+    token_prefix = models.CharField(max_length=12)
+    strategies = models.ManyToManyField(Strategy, related_name="agents")
+    is_active = models.BooleanField(default=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    # DRF treats the authenticated principal as a user.
+    is_authenticated = True
+    is_staff = False
+
+    def __str__(self):
+        return self.name
+
+
+class Mode(models.TextChoices):
+    ALPHA = "alpha"
+    FULL = "full"
+
+
+class Ruleset(models.Model):
+    """A versioned set of rule parameters. Published versions never change."""
+
+    class Status(models.TextChoices):
+        DRAFT = "draft"
+        PUBLISHED = "published"
+
+    version = models.PositiveIntegerField(unique=True)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.DRAFT)
+    mode = models.CharField(max_length=8, choices=Mode.choices, default=Mode.ALPHA)
+    min_confidence = ExactDecimalField(default="0.60", help_text="0..1")
+    max_signal_age_seconds = ExactDecimalField(default="60", help_text="latency guard")
+    max_slippage_bps = ExactDecimalField(default="25")
+    max_price_deviation_bps = ExactDecimalField(
+        default="100", help_text="price collar: limit price vs reference price"
+    )
+    max_order_notional = ExactDecimalField(default="10000", help_text="quote currency")
+    default_strategy_budget = ExactDecimalField(
+        default="50000", help_text="exposure budget of a strategy without its own row"
+    )
+    max_gross_exposure = ExactDecimalField(default="200000", help_text="portfolio cap")
+    max_open_positions = models.PositiveIntegerField(default=10)
+    max_proposals_per_minute = models.PositiveIntegerField(default=120, help_text="per strategy")
+    quorum_required = models.PositiveSmallIntegerField(default=2, help_text="votes out of 3")
+    vote_timeout_seconds = ExactDecimalField(default="10")
+    notes = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    created_by = models.CharField(max_length=150, blank=True)
+    published_at = models.DateTimeField(null=True, blank=True)
+    published_by = models.CharField(max_length=150, blank=True)
+    # Frozen at publish: the exact parameters the engine gets (child rows folded in).
+    params = models.JSONField(null=True, blank=True, editable=False)
+
+    class Meta:
+        ordering = ["-version"]
+        triggers = [
+            # The database itself refuses to rewrite a published version.
+            pgtrigger.Protect(
+                name="published_ruleset_is_immutable",
+                operation=pgtrigger.Update | pgtrigger.Delete,
+                condition=pgtrigger.Q(old__status="published"),
+            )
+        ]
+
+    def __str__(self):
+        return f"v{self.version} ({self.status})"
+
+    @property
+    def is_published(self):
+        return self.status == self.Status.PUBLISHED
+
+    def clean(self):
+        if self.quorum_required not in (1, 2, 3):
+            raise ValidationError({"quorum_required": "must be 1, 2 or 3"})
+
+
+class AssetLimit(models.Model):
+    """Per-instrument risk budget within a ruleset. No row: no exposure allowed."""
+
+    ruleset = models.ForeignKey(Ruleset, on_delete=models.CASCADE, related_name="asset_limits")
+    instrument = models.ForeignKey(Instrument, on_delete=models.PROTECT)
+    max_position_quantity = ExactDecimalField(help_text="per strategy, base units")
+    max_exposure = ExactDecimalField(help_text="all strategies, quote notional")
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["ruleset", "instrument"], name="one_asset_limit_per_ruleset")
+        ]
+
+
+class StrategyBudget(models.Model):
+    ruleset = models.ForeignKey(Ruleset, on_delete=models.CASCADE, related_name="strategy_budgets")
+    strategy = models.ForeignKey(Strategy, on_delete=models.PROTECT)
+    max_exposure = ExactDecimalField(help_text="quote notional")
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["ruleset", "strategy"], name="one_budget_per_ruleset")
+        ]
+
+
+class TradingState(models.Model):
+    """The global trading switch (one row). Halted until an operator enables it.
+
+    Its row lock also serializes every evaluation, so two proposals can never
+    together overshoot an exposure cap.
+    """
+
+    enabled = models.BooleanField(default=False)
+    reason = models.CharField(max_length=500, default="halted by default")
+    changed_by = models.CharField(max_length=150, default="system")
+    changed_at = models.DateTimeField(null=True, blank=True)
+
+
+class CircuitBreaker(models.Model):
+    name = models.CharField(max_length=64, unique=True)
+    tripped = models.BooleanField(default=False)
+    reason = models.CharField(max_length=500, blank=True)
+    since = models.DateTimeField(null=True, blank=True)
+    changed_by = models.CharField(max_length=150, blank=True)
+
+    def __str__(self):
+        return self.name
+
+
+class Proposal(models.Model):
+    class Side(models.TextChoices):
+        BUY = "buy"
+        SELL = "sell"
+
+    class OrderType(models.TextChoices):
+        MARKET = "market"
+        LIMIT = "limit"
+
+    class Intent(models.TextChoices):
+        OPEN = "open"
+        CLOSE = "close"
+
+    class Status(models.TextChoices):
+        PENDING = "pending"
+        BLOCKED = "blocked"
+        EXPIRED = "expired"
+        APPROVED = "approved"
+        ROUTED = "routed"
+        PARTIALLY_FILLED = "partially_filled"
+        FILLED = "filled"
+        REJECTED = "rejected"
+        CANCELLED = "cancelled"
+
+    FINAL_STATUSES = {"blocked", "expired", "filled", "rejected", "cancelled"}
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    agent = models.ForeignKey(Agent, on_delete=models.PROTECT, related_name="proposals")
+    strategy = models.ForeignKey(Strategy, on_delete=models.PROTECT, related_name="proposals")
+    instrument = models.ForeignKey(Instrument, on_delete=models.PROTECT, related_name="proposals")
+    side = models.CharField(max_length=4, choices=Side.choices)
+    quantity = ExactDecimalField()
+    order_type = models.CharField(max_length=6, choices=OrderType.choices)
+    limit_price = ExactDecimalField(null=True, blank=True)
+    reference_price = ExactDecimalField()
+    expected_slippage_bps = ExactDecimalField()
+    confidence = ExactDecimalField()
+    signal_time = models.DateTimeField()
+    intent = models.CharField(max_length=5, choices=Intent.choices, default=Intent.OPEN)
+    received_at = models.DateTimeField(db_index=True)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
+    status_changed_at = models.DateTimeField()
+    idempotency_key = models.CharField(max_length=64)
+    request_hash = models.CharField(max_length=64)
+
+    class Meta:
+        ordering = ["-received_at"]
+        constraints = [
+            models.UniqueConstraint(fields=["agent", "idempotency_key"], name="one_proposal_per_idempotency_key")
+        ]
+        indexes = [
+            models.Index(fields=["strategy", "received_at"]),
+            models.Index(fields=["status", "status_changed_at"]),
+        ]
+
+    def __str__(self):
+        return f"{self.side} {self.quantity} {self.instrument_id} ({self.status})"
+
+    @property
+    def symbol(self):
+        return self.instrument.symbol
+
+
+class Decision(models.Model):
+    """The rule engine's verdict, with every input it used, so it can be replayed."""
+
+    class Outcome(models.TextChoices):
+        APPROVE = "approve"
+        MODIFY = "modify"
+        BLOCK = "block"
+
+    proposal = models.OneToOneField(Proposal, on_delete=models.PROTECT, primary_key=True, related_name="decision")
+    outcome = models.CharField(max_length=8, choices=Outcome.choices)
+    approved_quantity = ExactDecimalField(null=True, blank=True)
+    ruleset = models.ForeignKey(Ruleset, on_delete=models.PROTECT, related_name="decisions")
+    ruleset_version = models.PositiveIntegerField()
+    decided_at = models.DateTimeField()
+    checks = models.JSONField()
+    # {"proposal": …, "context": …, "rules": …}: exactly what engine.evaluate() was given.
+    inputs = models.JSONField()
+    # SHA-256 over the canonical decision; MPC votes sign it.
+    digest = models.CharField(max_length=64)
+
+
+class Node(models.TextChoices):
+    RISK = "risk"
+    PORTFOLIO = "portfolio"
+    EXECUTION = "execution"
+
+
+class NodeKey(models.Model):
+    """A node's registered Ed25519 public key. Rotation adds a row; old votes keep their key id."""
+
+    node = models.CharField(max_length=16, choices=Node.choices)
+    key_id = models.CharField(max_length=64, unique=True)
+    public_key = models.CharField(max_length=64, help_text="base64 Ed25519 public key")
+    active = models.BooleanField(default=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self):
+        return f"{self.node}:{self.key_id}"
+
+
+class Vote(models.Model):
+    class Verdict(models.TextChoices):
+        APPROVE = "approve"
+        REJECT = "reject"
+
+    proposal = models.ForeignKey(Proposal, on_delete=models.PROTECT, related_name="votes")
+    node = models.CharField(max_length=16, choices=Node.choices)
+    verdict = models.CharField(max_length=8, choices=Verdict.choices)
+    reason = models.CharField(max_length=500)
+    cast_at = models.DateTimeField()
+    key_id = models.CharField(max_length=64)
+    decision_digest = models.CharField(max_length=64)
+    signature = models.CharField(max_length=128, help_text="base64 Ed25519 signature")
+
+    class Meta:
+        ordering = ["cast_at"]
+        constraints = [models.UniqueConstraint(fields=["proposal", "node"], name="one_vote_per_node")]
+
+
+class NodeHeartbeat(models.Model):
+    node = models.CharField(max_length=16, choices=Node.choices, primary_key=True)
+    last_heartbeat = models.DateTimeField()
+    key_id = models.CharField(max_length=64, blank=True)
+    host = models.CharField(max_length=255, blank=True)

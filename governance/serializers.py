@@ -1,0 +1,223 @@
+"""Proposal input validation and the proposal's JSON shape (CONTRACT.md §1)."""
+
+from datetime import datetime, timedelta
+from decimal import Context, Decimal, InvalidOperation, localcontext
+
+from drf_spectacular.utils import extend_schema_field
+from rest_framework import serializers
+
+from governance.models import Instrument, Proposal
+
+CLOCK_SKEW = timedelta(seconds=5)
+MAX_DECIMAL_DIGITS = 36
+
+
+class DecimalStringField(serializers.Field):
+    """A decimal given as a JSON string, kept exact (never through float)."""
+
+    def __init__(self, *, positive=True, **kwargs):
+        self.positive = positive
+        super().__init__(**kwargs)
+
+    def to_internal_value(self, data):
+        if not isinstance(data, str):
+            raise serializers.ValidationError("must be a decimal string, e.g. \"0.0100\"")
+        text = data.strip()
+        if text != data or not text or any(c in text for c in "eE_") or text.lower() in ("nan", "inf", "infinity"):
+            raise serializers.ValidationError("must be a plain decimal string, e.g. \"0.0100\"")
+        try:
+            value = Decimal(text)
+        except InvalidOperation:
+            raise serializers.ValidationError("must be a decimal string, e.g. \"0.0100\"")
+        if not value.is_finite() or len(value.as_tuple().digits) > MAX_DECIMAL_DIGITS:
+            raise serializers.ValidationError(f"must be a finite decimal of at most {MAX_DECIMAL_DIGITS} digits")
+        if self.positive and value <= 0:
+            raise serializers.ValidationError("must be greater than 0")
+        return value
+
+    def to_representation(self, value):
+        return None if value is None else str(value)
+
+
+@extend_schema_field({"type": "number"})
+class JSONNumberField(serializers.Field):
+    """A JSON number (not a string, not a boolean), kept as an exact Decimal."""
+
+    def __init__(self, *, min_value, max_value=None, **kwargs):
+        self.min_value, self.max_value = Decimal(min_value), None if max_value is None else Decimal(max_value)
+        super().__init__(**kwargs)
+
+    def to_internal_value(self, data):
+        if isinstance(data, bool) or not isinstance(data, (int, Decimal)):
+            raise serializers.ValidationError("must be a number")
+        value = Decimal(data)
+        if not value.is_finite():
+            raise serializers.ValidationError("must be a finite number")
+        if value < self.min_value:
+            raise serializers.ValidationError(f"must be >= {self.min_value}")
+        if self.max_value is not None and value > self.max_value:
+            raise serializers.ValidationError(f"must be <= {self.max_value}")
+        return value
+
+    def to_representation(self, value):
+        # Whole values print as integers ("5"), others as the shortest float that round-trips.
+        if value == value.to_integral_value() and value.as_tuple().exponent >= 0:
+            return int(value)
+        return float(value)
+
+
+class ProposalInSerializer(serializers.Serializer):
+    strategy = serializers.CharField(max_length=64)
+    symbol = serializers.CharField(max_length=32)
+    side = serializers.ChoiceField(choices=Proposal.Side.choices)
+    quantity = DecimalStringField()
+    order_type = serializers.ChoiceField(choices=Proposal.OrderType.choices)
+    limit_price = DecimalStringField(required=False, allow_null=True)
+    reference_price = DecimalStringField()
+    expected_slippage_bps = JSONNumberField(min_value=0)
+    confidence = JSONNumberField(min_value=0, max_value=1)
+    signal_time = serializers.CharField(max_length=64)
+    intent = serializers.ChoiceField(choices=Proposal.Intent.choices, required=False, default=Proposal.Intent.OPEN)
+
+    def __init__(self, *args, received_at, **kwargs):
+        self.received_at = received_at
+        super().__init__(*args, **kwargs)
+
+    def to_internal_value(self, data):
+        if not isinstance(data, dict):
+            raise serializers.ValidationError({"non_field_errors": ["the body must be a JSON object"]})
+        errors = {}
+        unknown = sorted(set(data) - set(self.fields))
+        for name in unknown:
+            errors[name] = ["unknown field"]
+        try:
+            values = super().to_internal_value(data)
+        except serializers.ValidationError as exc:
+            errors = {**exc.detail, **errors}
+            raise serializers.ValidationError(errors)
+        if errors:
+            raise serializers.ValidationError(errors)
+        return values
+
+    def validate_symbol(self, value):
+        instrument = Instrument.objects.filter(symbol=value).first()
+        if instrument is None:
+            raise serializers.ValidationError(f"unknown instrument {value!r}")
+        return instrument
+
+    def validate_signal_time(self, value):
+        try:
+            parsed = datetime.fromisoformat(value)
+        except ValueError:
+            raise serializers.ValidationError("must be an ISO-8601 date-time, e.g. 2026-11-25T12:00:00+00:00")
+        if parsed.tzinfo is None:
+            raise serializers.ValidationError("must carry a UTC offset, e.g. +00:00 or Z")
+        if parsed > self.received_at + CLOCK_SKEW:
+            raise serializers.ValidationError("is in the future (more than 5 s of clock skew)")
+        return parsed
+
+    def validate(self, attrs):
+        errors = {}
+        if attrs["order_type"] == "limit" and attrs.get("limit_price") is None:
+            errors["limit_price"] = ["is required for a limit order"]
+        if attrs["order_type"] == "market" and "limit_price" in self.initial_data:
+            errors["limit_price"] = ["is not allowed for a market order"]
+        instrument, quantity = attrs["symbol"], attrs["quantity"]
+        if quantity < instrument.min_quantity:
+            errors["quantity"] = [f"is below the minimum {instrument.min_quantity} for {instrument.symbol}"]
+        elif _remainder(quantity, instrument.quantity_step) != 0:
+            errors["quantity"] = [f"must be a multiple of the step {instrument.quantity_step} for {instrument.symbol}"]
+        if errors:
+            raise serializers.ValidationError(errors)
+        attrs.setdefault("limit_price", None)
+        return attrs
+
+
+def _remainder(value: Decimal, step: Decimal) -> Decimal:
+    with localcontext(Context(prec=100)):
+        return value % step
+
+
+# --- output ----------------------------------------------------------------------
+
+
+class CheckSerializer(serializers.Serializer):
+    rule = serializers.CharField()
+    passed = serializers.BooleanField()
+    detail = serializers.CharField()
+
+
+class DecisionSerializer(serializers.Serializer):
+    outcome = serializers.CharField()
+    approved_quantity = DecimalStringField(allow_null=True)
+    ruleset_version = serializers.IntegerField()
+    decided_at = serializers.DateTimeField()
+    checks = CheckSerializer(many=True)
+
+
+class VoteSerializer(serializers.Serializer):
+    node = serializers.CharField()
+    verdict = serializers.CharField()
+    reason = serializers.CharField()
+    cast_at = serializers.DateTimeField()
+    signature = serializers.CharField()
+    key_id = serializers.CharField()
+
+
+class QuorumSerializer(serializers.Serializer):
+    required = serializers.IntegerField()
+    approvals = serializers.IntegerField()
+    met = serializers.BooleanField()
+    votes = VoteSerializer(many=True)
+
+
+class FillSerializer(serializers.Serializer):
+    trade_id = serializers.CharField()
+    price = DecimalStringField()
+    quantity = DecimalStringField()
+    fee = DecimalStringField(positive=False)
+    fee_asset = serializers.CharField()
+    filled_at = serializers.DateTimeField()
+
+
+class OrderSerializer(serializers.Serializer):
+    client_order_id = serializers.CharField()
+    venue = serializers.CharField()
+    live = serializers.BooleanField()
+    status = serializers.CharField()
+    quantity = DecimalStringField()
+    filled_quantity = DecimalStringField(positive=False)
+    average_price = DecimalStringField(allow_null=True)
+    fills = FillSerializer(many=True)
+
+
+class ProposalSerializer(serializers.Serializer):
+    id = serializers.UUIDField()
+    strategy = serializers.CharField(source="strategy.slug")
+    symbol = serializers.CharField(source="instrument.symbol")
+    side = serializers.CharField()
+    quantity = DecimalStringField()
+    order_type = serializers.CharField()
+    limit_price = DecimalStringField(allow_null=True)
+    reference_price = DecimalStringField()
+    expected_slippage_bps = JSONNumberField(min_value=0)
+    confidence = JSONNumberField(min_value=0)
+    signal_time = serializers.DateTimeField()
+    intent = serializers.CharField()
+    received_at = serializers.DateTimeField()
+    status = serializers.CharField()
+    decision = serializers.SerializerMethodField()
+    quorum = serializers.SerializerMethodField()
+    orders = OrderSerializer(many=True, source="orders.all")
+
+    @extend_schema_field(DecisionSerializer(allow_null=True))
+    def get_decision(self, proposal):
+        decision = getattr(proposal, "decision", None)
+        return None if decision is None else DecisionSerializer(decision).data
+
+    @extend_schema_field(QuorumSerializer(allow_null=True))
+    def get_quorum(self, proposal):
+        from governance.quorum import quorum_summary
+
+        summary = quorum_summary(proposal=proposal)
+        return None if summary is None else QuorumSerializer(summary).data

@@ -1,0 +1,5 @@
+from django.urls import path
+
+from ledger import apis
+
+urlpatterns = [path("portfolio/", apis.PortfolioApi.as_view(), name="portfolio")]
