@@ -23,3 +23,10 @@ def enqueue_routing(proposal_id):
 
 def quorum_summary(*, proposal):
     return None
+
+
+def quorum_certificate_verify(*, proposal) -> tuple[bool, str]:
+    """Placeholder until signed votes exist: refuse everything not plainly approved."""
+    if proposal.status != "approved":
+        return False, f"proposal is {proposal.status}, not approved"
+    return False, "no quorum certificate: MPC quorum not implemented yet"
