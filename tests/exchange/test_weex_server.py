@@ -284,6 +284,8 @@ def test_it_stores_one_order_when_the_same_client_order_id_races(server):
             outcomes.append('created')
         except ccxt.InvalidOrder:
             outcomes.append('duplicate')
+        except Exception as exc:  # shown by the assertion below instead of lost in the thread
+            outcomes.append(repr(exc))
 
     threads = [threading.Thread(target=create, args=(c,)) for c in clients]
     for t in threads:
