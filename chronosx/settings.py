@@ -95,6 +95,8 @@ USE_I18N = False
 USE_TZ = True
 STATIC_URL = "static/"
 STATIC_ROOT = VAR_DIR / "static"
+# Behind nginx, nginx serves STATIC_ROOT (after collectstatic); embedded, the app does.
+CHRONOSX_SERVE_STATIC = env_bool("CHRONOSX_SERVE_STATIC", default=not env("DATABASE_URL"))
 
 # Request bodies above 64 KiB are refused with 413 (CONTRACT.md §1).
 API_MAX_BODY_BYTES = 64 * 1024

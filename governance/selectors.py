@@ -66,6 +66,9 @@ def decision_context(*, proposal: Proposal, trading_enabled: bool, trading_reaso
     closable = Decimal(0)
     asset_exposure = strategy_exposure = gross_exposure = Decimal(0)
     open_keys = set()
+    # Reservations are read before positions: a fill committing in between is then
+    # counted twice (conservative), never missed.
+    reserved = _reserved(exclude_id=proposal.id)
 
     for position in Position.objects.all():
         key = (position.strategy_id, position.instrument_id)
@@ -80,7 +83,7 @@ def decision_context(*, proposal: Proposal, trading_enabled: bool, trading_reaso
             position_quantity += position.quantity
             closable += abs(position.quantity)
 
-    for r_strategy, r_instrument, signed_qty, notional, intent in _reserved(exclude_id=proposal.id):
+    for r_strategy, r_instrument, signed_qty, notional, intent in reserved:
         key = (r_strategy, r_instrument)
         if intent == "close":
             # A pending close may not be counted twice against the same lots.

@@ -236,7 +236,7 @@ def proposal_evaluate(*, proposal_id) -> Decision | None:
         # cannot change until this decision (and its reservation) commits.
         state = trading_state_locked()
         proposal = (
-            Proposal.objects.select_for_update()
+            Proposal.objects.select_for_update(of=("self",))
             .select_related("strategy", "instrument")
             .filter(id=proposal_id, status=Proposal.Status.PENDING)
             .first()

@@ -42,6 +42,7 @@ def broker(settings):
     url = redis_url()
     redis.Redis.from_url(url).flushdb()
     saved = dict(app.conf.broker_url and {"broker_url": app.conf.broker_url} or {})
+    _reset_pools(app)
     app.conf.update(broker_url=url, task_always_eager=False)
     settings.CELERY_BROKER_URL = url
     settings.EMBEDDED_TASKS = False
@@ -49,10 +50,19 @@ def broker(settings):
         yield url
     finally:
         app.conf.update(task_always_eager=True, broker_url=saved.get("broker_url"))
-        app.pool.force_close_all()
+        _reset_pools(app)
 
 
-def start_worker(*, queues, name, env=None, concurrency=1, log_dir=None) -> subprocess.Popen:
+def _reset_pools(app):
+    """Drop cached broker connections so the next send uses the current broker_url."""
+    import kombu.pools
+
+    kombu.pools.reset()  # kombu keeps producer pools in a global registry
+    app._pool = None
+    app.amqp._producer_pool = None
+
+
+def start_worker(*, queues, name, env=None, concurrency=1, log_dir=None, beat=False) -> subprocess.Popen:
     """Start `celery worker` as a separate process, with its own environment."""
     worker_env = {
         k: v
@@ -72,6 +82,7 @@ def start_worker(*, queues, name, env=None, concurrency=1, log_dir=None) -> subp
             sys.executable, "-m", "celery", "-A", "chronosx", "worker",
             "-Q", ",".join(queues), "-n", f"{name}@%h", "--concurrency", str(concurrency),
             "--pool", "prefork", "--without-gossip", "--without-mingle", "-l", "INFO",
+            *(["--beat", "--schedule", f"/tmp/celerybeat-{name}-{os.getpid()}"] if beat else []),
         ],
         cwd=ROOT,
         env=worker_env,
