@@ -72,7 +72,7 @@ def evaluate(*, proposal: dict, context: dict, rules: dict) -> dict:
         return _evaluate(proposal, context, rules)
 
 
-def _evaluate(proposal, context, rules):
+def _evaluate(proposal, context, rules, *, may_modify=True):
     quantity = d(proposal["quantity"])
     price = notional_price(proposal)
     is_close = proposal.get("intent", "open") == "close"
@@ -140,7 +140,7 @@ def _evaluate(proposal, context, rules):
 
     notional = quantity * price
     max_notional = d(rules["max_order_notional"])
-    max_quantities["max_order_notional"] = max_notional / price
+    max_quantities["max_order_notional"] = _floor_div(max_notional, price)
     ok = notional <= max_notional
     check("max_order_notional", ok, f"order notional {fmt(notional)} {'<=' if ok else '>'} maximum {fmt(max_notional)}")
 
@@ -188,9 +188,16 @@ def _evaluate(proposal, context, rules):
     if not failed:
         return {"outcome": "approve", "approved_quantity": proposal["quantity"], "checks": ordered}
     # A close larger than the position is refused outright, never cut down.
-    if not is_close and failed <= set(QUANTITY_BOUND):
+    if may_modify and not is_close and failed <= set(QUANTITY_BOUND):
         largest = _round_down(min(max_quantities.values()), d(instrument["quantity_step"]))
-        if largest >= d(instrument["min_quantity"]) and largest > 0:
+        # The caps above are upper bounds; max_position also has a lower one (a buy
+        # must not leave a short beyond the limit), so a cut-down quantity is only
+        # offered when it really passes every check, and only ever downwards.
+        if (
+            d(instrument["min_quantity"]) <= largest < quantity
+            and largest > 0
+            and _evaluate({**proposal, "quantity": fmt(largest)}, context, rules, may_modify=False)["outcome"] == "approve"
+        ):
             return {"outcome": "modify", "approved_quantity": fmt(largest), "checks": ordered}
     return {"outcome": "block", "approved_quantity": None, "checks": ordered}
 
@@ -213,15 +220,22 @@ def _close_checks(check, proposal, context, quantity, sign):
 def _exposure_check(check, max_quantities, rule, label, current, notional, limit, price):
     after = current + notional
     ok = after <= limit
-    max_quantities[rule] = (limit - current) / price
+    max_quantities[rule] = _floor_div(limit - current, price)
     check(rule, ok, f"{label} after order {fmt(after)} {'<=' if ok else '>'} maximum {fmt(limit)}")
+
+
+def _floor_div(numerator: Decimal, denominator: Decimal) -> Decimal:
+    """A quotient never rounded up: a limit divided by a price must not allow more than it says."""
+    with decimal.localcontext() as ctx:
+        ctx.rounding = decimal.ROUND_FLOOR
+        return numerator / denominator
 
 
 def _round_down(quantity: Decimal, step: Decimal) -> Decimal:
     if quantity <= 0:
         return Decimal(0)
-    steps = (quantity / step).to_integral_value(rounding=decimal.ROUND_FLOOR)
-    return (steps * step).quantize(step)
+    # Integer division is exact (a rounded quotient could land on the next step up).
+    return ((quantity // step) * step).quantize(step)
 
 
 def _seconds_between(start: str, end: str) -> Decimal:
