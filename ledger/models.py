@@ -86,3 +86,66 @@ class Position(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["strategy", "instrument"], name="one_position_per_strategy_instrument")
         ]
+
+
+class Lot(models.Model):
+    """One opening fill's quantity, consumed first-in first-out by closing fills.
+
+    The lot carries the entry fee paid on it (quote currency); that fee is realized
+    pro rata as the lot is closed, so realized PnL is always net of both fees.
+    """
+
+    class Direction(models.TextChoices):
+        LONG = "long"
+        SHORT = "short"
+
+    strategy = models.ForeignKey("governance.Strategy", on_delete=models.PROTECT)
+    instrument = models.ForeignKey("governance.Instrument", on_delete=models.PROTECT)
+    direction = models.CharField(max_length=5, choices=Direction.choices)
+    fill = models.OneToOneField(Fill, on_delete=models.PROTECT, related_name="lot")
+    entry_price = ExactDecimalField()
+    quantity = ExactDecimalField(help_text="opened, base units")
+    remaining = ExactDecimalField(help_text="still open, base units")
+    entry_fee = ExactDecimalField(default="0", help_text="quote currency, paid on opening")
+    remaining_entry_fee = ExactDecimalField(default="0", help_text="part of entry_fee not yet realized")
+    opened_at = models.DateTimeField()
+    # Set when nothing remains: decimals are stored as exact strings, so "open" is a
+    # column the database can filter on.
+    closed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["opened_at", "id"]
+        indexes = [models.Index(fields=["strategy", "instrument", "closed_at"])]
+
+    def __str__(self):
+        return f"{self.direction} {self.remaining}/{self.quantity} {self.instrument_id} @ {self.entry_price}"
+
+
+class RealizedPnl(models.Model):
+    """The profit or loss one closing fill realized, net of fees, with its FIFO breakdown.
+
+    amount = gross − fees, where gross = Σ (exit − entry) × quantity over the lots
+    consumed (reversed for shorts) and fees = their consumed entry fees + the exit fee,
+    all in the quote currency. A fee paid in another asset is not converted: it is
+    kept in `unconverted_fees` and reported by asset, never guessed into the quote.
+    """
+
+    fill = models.OneToOneField(Fill, on_delete=models.PROTECT, related_name="realized")
+    strategy = models.ForeignKey("governance.Strategy", on_delete=models.PROTECT)
+    instrument = models.ForeignKey("governance.Instrument", on_delete=models.PROTECT)
+    date = models.DateField(help_text="UTC day of the closing fill", db_index=True)
+    quantity = ExactDecimalField()
+    gross = ExactDecimalField()
+    fees = ExactDecimalField(help_text="quote currency: consumed entry fees + exit fee")
+    amount = ExactDecimalField(help_text="gross − fees, quote currency")
+    unconverted_fees = models.JSONField(default=dict, blank=True, help_text="{asset: amount} not in the quote currency")
+    lots = models.JSONField(help_text="[{lot, quantity, entry_price, entry_fee}] consumed, FIFO order")
+    live = models.BooleanField()
+    recorded_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["date", "id"]
+        triggers = [
+            # Derived from append-only fills: never rewritten either.
+            pgtrigger.Protect(name="realized_pnl_append_only", operation=pgtrigger.Update | pgtrigger.Delete),
+        ]

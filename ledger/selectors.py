@@ -1,40 +1,225 @@
+import decimal
+from collections import defaultdict
+from dataclasses import dataclass
 from decimal import Decimal
 
+from django.db.models import F
+
+from chronosx.canonical import canonical_json, sha256_hex
 from governance.selectors import ruleset_current
-from ledger.models import Fill, Position
+from ledger.models import AuditEvent, Fill, Lot, Position, RealizedPnl
+
+GENESIS_HASH = "0" * 64
+BPS = Decimal(10000)
 
 
-def portfolio_report(*, strategies=None) -> dict:
-    """Realized-only portfolio: positions and exposure at entry price; nothing marked to market."""
-    positions = Position.objects.select_related("strategy", "instrument").order_by("strategy__slug", "instrument__symbol")
-    fills = Fill.objects.all()
-    if strategies is not None:
-        positions = positions.filter(strategy__in=strategies)
-        fills = fills.filter(strategy__in=strategies)
-    by_asset, by_strategy, gross, rows = {}, {}, Decimal(0), []
-    for p in positions:
-        if p.quantity == 0:
+def _s(value: Decimal) -> str:
+    return format(value, "f")
+
+
+# --- audit chain -------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ChainReport:
+    ok: bool
+    count: int  # events that verified
+    head_hash: str
+    broken_seq: int | None = None
+    broken_kind: str | None = None
+    reason: str | None = None
+
+
+def audit_chain_verify(*, chunk_size: int = 5000) -> ChainReport:
+    """Walk the whole chain in seq order, streaming; stop at the first event that does not verify.
+
+    Each event must have the next seq (1, 2, 3… no gap, no repeat), hold the hash of
+    the one before (the first: the genesis hash) and hash to its stored hash.
+    """
+    # Same formula as ledger.services.audit_event_hash, inlined: this loop is the hot path.
+    expected_seq, prev, count = 1, GENESIS_HASH, 0
+    rows = (
+        AuditEvent.objects.order_by("seq")
+        .values_list("seq", "kind", "actor", "created_at", "proposal_id", "payload", "prev_hash", "hash")
+        .iterator(chunk_size=chunk_size)
+    )
+    for seq, kind, actor, created_at, proposal_id, payload, prev_hash, stored_hash in rows:
+        reason = None
+        if seq != expected_seq:
+            reason = f"seq {seq} where {expected_seq} was expected (events missing or renumbered)"
+        elif prev_hash != prev:
+            reason = "prev_hash does not match the hash of the event before"
+        else:
+            header = canonical_json(
+                {
+                    "seq": seq,
+                    "kind": kind,
+                    "actor": actor,
+                    "created_at": created_at.isoformat(),
+                    "proposal_id": None if proposal_id is None else str(proposal_id),
+                }
+            )
+            if sha256_hex(prev + "\n" + header + "\n" + payload) != stored_hash:
+                reason = "content does not match its hash (the event was altered)"
+        if reason:
+            return ChainReport(False, count, prev, broken_seq=seq, broken_kind=kind, reason=reason)
+        prev, expected_seq, count = stored_hash, expected_seq + 1, count + 1
+    return ChainReport(True, count, prev)
+
+
+# --- realized PnL, fees, positions ---------------------------------------------------
+
+
+def _scoped(qs, strategies):
+    return qs if strategies is None else qs.filter(strategy__in=strategies)
+
+
+def realized_pnl_total(*, strategies=None) -> Decimal:
+    return sum((r.amount for r in _scoped(RealizedPnl.objects.all(), strategies)), Decimal(0))
+
+
+def realized_pnl_by(*, key: str, strategies=None, since=None, until=None) -> dict[str, dict[str, str]]:
+    """Realized PnL grouped by "strategy", "instrument" or "day":
+    {group: {"amount", "gross", "fees", "quantity", "closes"}} in quote currency."""
+    group_of = {
+        "strategy": lambda r: r.strategy.slug,
+        "instrument": lambda r: r.instrument.symbol,
+        "day": lambda r: r.date.isoformat(),
+    }[key]
+    qs = _scoped(RealizedPnl.objects.select_related("strategy", "instrument"), strategies)
+    if since is not None:
+        qs = qs.filter(date__gte=since)
+    if until is not None:
+        qs = qs.filter(date__lte=until)
+    totals = defaultdict(lambda: {"amount": Decimal(0), "gross": Decimal(0), "fees": Decimal(0), "quantity": Decimal(0), "closes": 0})
+    for row in qs.order_by("date", "id"):
+        t = totals[group_of(row)]
+        t["amount"] += row.amount
+        t["gross"] += row.gross
+        t["fees"] += row.fees
+        t["quantity"] += row.quantity
+        t["closes"] += 1
+    return {
+        group: {k: v if k == "closes" else _s(v) for k, v in t.items()} for group, t in sorted(totals.items())
+    }
+
+
+def fees_paid_by_asset(*, strategies=None) -> dict[str, str]:
+    """Every fee paid, in the asset it was paid in: nothing is converted."""
+    totals = defaultdict(Decimal)
+    for fee, asset in _scoped(Fill.objects.all(), strategies).values_list("fee", "fee_asset"):
+        totals[asset] += Decimal(fee)
+    return {asset: _s(total) for asset, total in sorted(totals.items())}
+
+
+def position_rows(*, strategies=None) -> list[dict]:
+    """Open positions per strategy and instrument, at entry price."""
+    positions = _scoped(Position.objects.select_related("strategy", "instrument"), strategies)
+    rows = []
+    for p in positions.order_by("strategy__slug", "instrument__symbol"):
+        if p.quantity == 0 and p.entry_notional == 0:
             continue
         rows.append(
             {
                 "strategy": p.strategy.slug,
                 "symbol": p.instrument.symbol,
-                "quantity": str(p.quantity),
-                "average_entry_price": str(p.entry_notional / abs(p.quantity)),
+                "quantity": _s(p.quantity),
+                "average_entry_price": _average_entry_price(p),
+                "entry_notional": _s(p.entry_notional),
             }
         )
-        by_asset[p.instrument.symbol] = by_asset.get(p.instrument.symbol, Decimal(0)) + p.entry_notional
-        by_strategy[p.strategy.slug] = by_strategy.get(p.strategy.slug, Decimal(0)) + p.entry_notional
-        gross += p.entry_notional
+    return rows
+
+
+def _average_entry_price(position: Position) -> str | None:
+    """Σ remaining × entry / Σ remaining over the open lots on the position's side."""
+    if position.quantity == 0:
+        return None
+    direction = Lot.Direction.LONG if position.quantity > 0 else Lot.Direction.SHORT
+    lots = Lot.objects.filter(
+        strategy_id=position.strategy_id, instrument_id=position.instrument_id, direction=direction, closed_at__isnull=True
+    )
+    quantity = notional = Decimal(0)
+    for lot in lots:
+        quantity += lot.remaining
+        notional += lot.remaining * lot.entry_price
+    if quantity == 0:
+        return None
+    with decimal.localcontext() as ctx:
+        ctx.prec = 28
+        return _s((notional / quantity).normalize())
+
+
+def fees_paid_in_quote(*, strategies=None) -> Decimal:
+    """Fees paid in each instrument's quote currency (USDT): the ones realized PnL nets out."""
+    fills = _scoped(Fill.objects.filter(fee_asset=F("instrument__quote_asset")), strategies)
+    return sum((Decimal(fee) for fee in fills.values_list("fee", flat=True)), Decimal(0))
+
+
+def portfolio_report(*, strategies=None) -> dict:
+    """Realized-only portfolio (CONTRACT.md): positions and exposure at entry price,
+    nothing marked to market; PnL only from closed lots, net of fees."""
+    rows = position_rows(strategies=strategies)
+    by_asset, by_strategy, gross = defaultdict(Decimal), defaultdict(Decimal), Decimal(0)
+    for row in rows:
+        notional = Decimal(row["entry_notional"])
+        by_asset[row["symbol"]] += notional
+        by_strategy[row["strategy"]] += notional
+        gross += notional
     ruleset = ruleset_current()
-    return {
-        "mode": ruleset.mode if ruleset else "alpha",
-        "realized_pnl": "0",
-        "fees_paid": str(sum((f.fee for f in fills), Decimal(0))),
-        "positions": rows,
+    mode = ruleset.mode if ruleset else "alpha"
+    fees = fees_paid_by_asset(strategies=strategies)
+    report = {
+        "mode": mode,
+        "realized_pnl": _s(realized_pnl_total(strategies=strategies)),
+        "fees_paid": _s(fees_paid_in_quote(strategies=strategies)),
+        "fees_paid_by_asset": fees,
+        "positions": [{k: row[k] for k in ("strategy", "symbol", "quantity", "average_entry_price")} for row in rows],
         "exposure": {
-            "gross": str(gross),
-            "by_asset": {k: str(v) for k, v in by_asset.items()},
-            "by_strategy": {k: str(v) for k, v in by_strategy.items()},
+            "gross": _s(gross),
+            "by_asset": {k: _s(v) for k, v in sorted(by_asset.items())},
+            "by_strategy": {k: _s(v) for k, v in sorted(by_strategy.items())},
         },
+        "realized_pnl_by_strategy": {k: v["amount"] for k, v in realized_pnl_by(key="strategy", strategies=strategies).items()},
     }
+    if mode == "alpha":
+        report["realized_pnl_note"] = "ALPHA mode: exits are disabled by governance, so no PnL is realized"
+    else:
+        report["execution_quality"] = execution_quality(strategies=strategies)
+    return report
+
+
+# --- execution quality ---------------------------------------------------------------
+
+
+def execution_quality(*, strategies=None) -> dict:
+    """Fill price against the proposal's reference price, per strategy and instrument.
+
+    slippage_bps is signed so that positive is worse for us (paid above the
+    reference on a buy, received below it on a sell), quantity-weighted. Live
+    (venue) and sandbox fills are reported apart and never mixed: only "live" is
+    real execution.
+    """
+    acc = {}
+    fills = _scoped(Fill.objects.select_related("strategy", "instrument", "order__proposal"), strategies)
+    with decimal.localcontext() as ctx:
+        ctx.prec = 50
+        for fill in fills.order_by("filled_at", "id"):
+            reference = fill.order.proposal.reference_price
+            sign = 1 if fill.side == "buy" else -1
+            bps = sign * (fill.price - reference) / reference * BPS
+            key = ("live" if fill.live else "sandbox", fill.strategy.slug, fill.instrument.symbol)
+            a = acc.setdefault(key, {"fills": 0, "quantity": Decimal(0), "weighted": Decimal(0), "fees": defaultdict(Decimal)})
+            a["fills"] += 1
+            a["quantity"] += fill.quantity
+            a["weighted"] += bps * fill.quantity
+            a["fees"][fill.fee_asset] += fill.fee
+        out = {"live": {}, "sandbox": {}}
+        for (kind, strategy, symbol), a in sorted(acc.items()):
+            out[kind].setdefault(strategy, {})[symbol] = {
+                "fills": a["fills"],
+                "quantity": _s(a["quantity"]),
+                "slippage_bps": _s((a["weighted"] / a["quantity"]).quantize(Decimal("0.01"))),
+                "fees": {asset: _s(v) for asset, v in sorted(a["fees"].items())},
+            }
+    return out

@@ -1,12 +1,33 @@
-from django.db import connection, transaction
+import decimal
+import uuid
+from datetime import timezone as dt_timezone
+from decimal import Decimal
+
+from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
 from chronosx.canonical import canonical_json, sha256_hex
-from ledger.models import AuditEvent
+from ledger.models import AuditEvent, Fill, Lot, Position, RealizedPnl
 
 GENESIS_HASH = "0" * 64
 # Any constant: the advisory lock that serializes appends so the chain never forks.
 AUDIT_CHAIN_LOCK = 7_345_001
+
+# Ledger arithmetic: wide enough that price × quantity is always exact.
+LEDGER_CONTEXT = decimal.Context(prec=60, rounding=decimal.ROUND_HALF_EVEN, traps=[decimal.InvalidOperation])
+# A partial close realizes a pro-rata share of the lot's entry fee, rounded to this
+# step; the lot's last close takes whatever is left, so a lot's fee shares always
+# add up to exactly the fee paid.
+FEE_SHARE_STEP = Decimal("1E-12")
+
+
+class LedgerError(Exception):
+    pass
+
+
+class CloseExceedsPosition(LedgerError):
+    """A closing fill for more than the open lots it could close. Governance refuses
+    such closes before they are routed; this is the ledger's own guard."""
 
 
 def audit_event_hash(*, seq, kind, actor, created_at, proposal_id, payload, prev_hash) -> str:
@@ -20,13 +41,17 @@ def audit_event_hash(*, seq, kind, actor, created_at, proposal_id, payload, prev
 def audit_record(*, kind: str, actor: str, payload: dict, proposal_id=None) -> AuditEvent:
     """Append one event to the hash chain, inside the caller's transaction."""
     if connection.vendor == "postgresql":
+        # Held to the end of the caller's transaction: the next append reads this
+        # event as its predecessor only once it is committed, so the chain never forks.
         with connection.cursor() as cursor:
             cursor.execute("SELECT pg_advisory_xact_lock(%s)", [AUDIT_CHAIN_LOCK])
     last = AuditEvent.objects.order_by("-seq").only("seq", "hash").first()
     seq = last.seq + 1 if last else 1
     prev_hash = last.hash if last else GENESIS_HASH
-    created_at = timezone.now().isoformat()
-    proposal_id = str(proposal_id) if proposal_id else None
+    # Hash exactly what the database gives back later: a UTC datetime with
+    # microseconds, and a UUID in its canonical text form.
+    created_at = timezone.now().astimezone(dt_timezone.utc).isoformat()
+    proposal_id = str(uuid.UUID(str(proposal_id))) if proposal_id else None
     text = canonical_json(payload)
     event_hash = audit_event_hash(
         seq=seq, kind=kind, actor=actor, created_at=created_at, proposal_id=proposal_id, payload=text, prev_hash=prev_hash
@@ -43,20 +68,23 @@ def audit_record(*, kind: str, actor: str, payload: dict, proposal_id=None) -> A
     )
 
 
+def _s(value: Decimal) -> str:
+    """Exact decimal text without exponent, as stored and reported."""
+    return format(value, "f")
+
+
 def fill_record(*, order, trade_id: str, price, quantity, fee, fee_asset: str, filled_at):
     """Store one venue fill, once: a fill seen again (same venue trade id) changes nothing.
 
-    Returns the new Fill, or None when it was already recorded. Updates the position
-    in the same transaction. (Simple entry-price accounting; FIFO lots replace it.)
+    Returns the new Fill, or None when it was already recorded. In the same
+    transaction: an opening fill adds a FIFO lot (its fee attached to that lot); a
+    closing fill (proposal intent "close") consumes the oldest opposite lots and
+    writes its realized PnL; the position is re-derived from the open lots; the
+    fill is audited. A close larger than the open lots raises CloseExceedsPosition
+    and records nothing.
     """
-    from decimal import Decimal
-
-    from django.db import IntegrityError
-
-    from ledger.models import Fill, Position
-
     proposal = order.proposal
-    with transaction.atomic():
+    with transaction.atomic(), decimal.localcontext(LEDGER_CONTEXT):
         try:
             with transaction.atomic():
                 fill = Fill.objects.create(
@@ -76,26 +104,129 @@ def fill_record(*, order, trade_id: str, price, quantity, fee, fee_asset: str, f
                 )
         except IntegrityError:
             return None
+        fill.refresh_from_db()  # exact Decimals back from the stored strings
+        if fill.quantity <= 0 or fill.price <= 0:
+            raise LedgerError(f"fill {trade_id}: price and quantity must be positive")
+        # One row lock per strategy and instrument: fills of one book apply in turn.
         position, _ = Position.objects.select_for_update().get_or_create(
             strategy_id=proposal.strategy_id, instrument_id=proposal.instrument_id
         )
-        sign = Decimal(1) if order.side == "buy" else Decimal(-1)
-        position.quantity += sign * Decimal(quantity)
-        position.entry_notional += Decimal(quantity) * Decimal(price)
-        position.save()
-        audit_record(
-            kind="fill.recorded",
-            actor=f"venue:{order.venue}",
-            proposal_id=proposal.id,
-            payload={
-                "client_order_id": order.client_order_id,
-                "trade_id": str(trade_id),
-                "price": str(price),
-                "quantity": str(quantity),
-                "fee": str(fee),
-                "fee_asset": fee_asset,
-                "filled_at": filled_at.isoformat(),
-                "live": order.live,
-            },
-        )
+        quote = proposal.instrument.quote_asset
+        if fill.intent == "close":
+            realized = _lots_close(fill=fill, quote=quote)
+        else:
+            _lot_open(fill=fill, quote=quote)
+            realized = None
+        _position_sync(position=position)
+        payload = {
+            "client_order_id": order.client_order_id,
+            "trade_id": str(trade_id),
+            "strategy": proposal.strategy.slug,
+            "symbol": proposal.instrument.symbol,
+            "side": order.side,
+            "intent": fill.intent,
+            "price": _s(fill.price),
+            "quantity": _s(fill.quantity),
+            "fee": _s(fill.fee),
+            "fee_asset": fee_asset,
+            "filled_at": fill.filled_at.isoformat(),
+            "live": order.live,
+            "position_quantity": _s(position.quantity),
+        }
+        if realized is not None:
+            payload["realized"] = {
+                "amount": _s(realized.amount),
+                "gross": _s(realized.gross),
+                "fees": _s(realized.fees),
+                "unconverted_fees": realized.unconverted_fees,
+                "lots": realized.lots,
+            }
+        audit_record(kind="fill.recorded", actor=f"venue:{order.venue}", proposal_id=proposal.id, payload=payload)
         return fill
+
+
+def _lot_open(*, fill: Fill, quote: str) -> Lot:
+    # A fee in another asset (e.g. BNB) stays on the fill and is reported by asset;
+    # it is never converted at a guessed rate into the lot's quote-currency fee.
+    entry_fee = fill.fee if fill.fee_asset == quote else Decimal(0)
+    return Lot.objects.create(
+        strategy_id=fill.strategy_id,
+        instrument_id=fill.instrument_id,
+        direction=Lot.Direction.LONG if fill.side == "buy" else Lot.Direction.SHORT,
+        fill=fill,
+        entry_price=fill.price,
+        quantity=fill.quantity,
+        remaining=fill.quantity,
+        entry_fee=_s(entry_fee),
+        remaining_entry_fee=_s(entry_fee),
+        opened_at=fill.filled_at,
+    )
+
+
+def _lots_close(*, fill: Fill, quote: str) -> RealizedPnl:
+    """Consume the oldest open lots of the opposite direction; write the realized PnL."""
+    direction = Lot.Direction.LONG if fill.side == "sell" else Lot.Direction.SHORT
+    lots = list(
+        Lot.objects.select_for_update()
+        .filter(strategy_id=fill.strategy_id, instrument_id=fill.instrument_id, direction=direction, closed_at__isnull=True)
+        .order_by("opened_at", "id")
+    )
+    open_quantity = sum((lot.remaining for lot in lots), Decimal(0))
+    if fill.quantity > open_quantity:
+        raise CloseExceedsPosition(
+            f"close {fill.side} of {_s(fill.quantity)} exceeds the open {direction} quantity {_s(open_quantity)}"
+        )
+    to_close, gross, entry_fees, breakdown = fill.quantity, Decimal(0), Decimal(0), []
+    for lot in lots:
+        if to_close == 0:
+            break
+        take = min(lot.remaining, to_close)
+        if take == lot.remaining:
+            fee_share = lot.remaining_entry_fee
+        else:
+            # normalize: an exact share keeps its plain form (0.1, not 0.100000000000)
+            fee_share = (lot.remaining_entry_fee * take / lot.remaining).quantize(FEE_SHARE_STEP).normalize()
+        per_unit = fill.price - lot.entry_price if direction == Lot.Direction.LONG else lot.entry_price - fill.price
+        gross += per_unit * take
+        entry_fees += fee_share
+        breakdown.append(
+            {"lot": lot.id, "quantity": _s(take), "entry_price": _s(lot.entry_price), "entry_fee": _s(fee_share)}
+        )
+        lot.remaining = _s(lot.remaining - take)
+        lot.remaining_entry_fee = _s(lot.remaining_entry_fee - fee_share)
+        if Decimal(lot.remaining) == 0:
+            lot.closed_at = fill.filled_at
+        lot.save(update_fields=["remaining", "remaining_entry_fee", "closed_at"])
+        to_close -= take
+    exit_fee = fill.fee if fill.fee_asset == quote else Decimal(0)
+    unconverted = {} if fill.fee_asset == quote or fill.fee == 0 else {fill.fee_asset: _s(fill.fee)}
+    fees = entry_fees + exit_fee
+    realized = RealizedPnl.objects.create(
+        fill=fill,
+        strategy_id=fill.strategy_id,
+        instrument_id=fill.instrument_id,
+        date=fill.filled_at.astimezone(dt_timezone.utc).date(),
+        quantity=_s(fill.quantity),
+        gross=_s(gross),
+        fees=_s(fees),
+        amount=_s(gross - fees),
+        unconverted_fees=unconverted,
+        lots=breakdown,
+        live=fill.live,
+    )
+    realized.refresh_from_db()
+    return realized
+
+
+def _position_sync(*, position: Position) -> Position:
+    """Position = the open lots: signed quantity and entry notional (Σ remaining × entry price)."""
+    quantity, notional = Decimal(0), Decimal(0)
+    for lot in Lot.objects.filter(
+        strategy_id=position.strategy_id, instrument_id=position.instrument_id, closed_at__isnull=True
+    ):
+        quantity += lot.remaining if lot.direction == Lot.Direction.LONG else -lot.remaining
+        notional += lot.remaining * lot.entry_price
+    position.quantity, position.entry_notional = _s(quantity), _s(notional)
+    position.save(update_fields=["quantity", "entry_notional", "updated_at"])
+    position.refresh_from_db(fields=["quantity", "entry_notional"])
+    return position

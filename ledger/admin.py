@@ -1,0 +1,50 @@
+from django.contrib import admin
+
+from ledger.models import AuditEvent, Fill, Lot, Position, RealizedPnl
+
+
+class ReadOnlyAdmin(admin.ModelAdmin):
+    """Ledger rows are written only by ledger services: operators look, never edit."""
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(AuditEvent)
+class AuditEventAdmin(ReadOnlyAdmin):
+    list_display = ["seq", "created_at", "kind", "actor", "proposal_id", "hash"]
+    list_filter = ["kind"]
+    search_fields = ["=proposal_id", "actor", "=hash"]
+    # The changelist's default COUNT(*) over a long chain is slow; the seq is the count.
+    show_full_result_count = False
+
+
+@admin.register(Fill)
+class FillAdmin(ReadOnlyAdmin):
+    list_display = ["filled_at", "venue", "live", "trade_id", "strategy", "instrument", "side", "intent", "price", "quantity", "fee", "fee_asset"]
+    list_filter = ["venue", "live", "intent", "strategy", "instrument"]
+    search_fields = ["=trade_id", "order__client_order_id"]
+
+
+@admin.register(Position)
+class PositionAdmin(ReadOnlyAdmin):
+    list_display = ["strategy", "instrument", "quantity", "entry_notional", "updated_at"]
+    list_filter = ["strategy", "instrument"]
+
+
+@admin.register(Lot)
+class LotAdmin(ReadOnlyAdmin):
+    list_display = ["opened_at", "strategy", "instrument", "direction", "entry_price", "quantity", "remaining", "entry_fee", "remaining_entry_fee", "closed_at"]
+    list_filter = ["strategy", "instrument", "direction"]
+
+
+@admin.register(RealizedPnl)
+class RealizedPnlAdmin(ReadOnlyAdmin):
+    list_display = ["date", "strategy", "instrument", "quantity", "gross", "fees", "amount", "unconverted_fees", "live"]
+    list_filter = ["strategy", "instrument", "live", "date"]
