@@ -141,6 +141,8 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_DEFAULT_QUEUE = "governance"
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600}
+# Fail fast when the broker is down: the row is committed and the sweeper re-enqueues.
+CELERY_TASK_PUBLISH_RETRY_POLICY = {"max_retries": 2, "interval_start": 0, "interval_step": 0.2, "interval_max": 0.5}
 
 # How long a proposal may sit in one stage before the sweeper picks it up again.
 CHRONOSX_SWEEP_AFTER_SECONDS = float(env("CHRONOSX_SWEEP_AFTER_SECONDS", "10"))
@@ -160,6 +162,26 @@ WEEX_API_SECRET = env("WEEX_API_SECRET")
 WEEX_API_PASSPHRASE = env("WEEX_API_PASSPHRASE")
 WEEX_DEMO = env_bool("WEEX_DEMO")
 WEEX_BASE_URL = env("WEEX_BASE_URL")
+
+# Execution layer (exchange/). Our BTCUSDT is ccxt's BTC/USDT (spot) or BTC/USDT:USDT
+# (linear perpetual, "swap"). WEEX demo trading (WEEX_DEMO=1) has contract markets only.
+CHRONOSX_WEEX_MARKET = env("CHRONOSX_WEEX_MARKET", "spot")
+CHRONOSX_VENUE_TIMEOUT_MS = int(env("CHRONOSX_VENUE_TIMEOUT_MS", "5000"))
+CHRONOSX_VENUE_RATE_LIMIT = env_bool("CHRONOSX_VENUE_RATE_LIMIT", default=True)  # ccxt enableRateLimit
+CHRONOSX_SANDBOX_FEE_BPS = env("CHRONOSX_SANDBOX_FEE_BPS", "10")
+# After a timeout or 5xx the router looks the order up this many times, waiting
+# backoff * 2**n before each; 429s are retried as often with the same waits.
+CHRONOSX_ROUTER_BACKOFF_SECONDS = float(env("CHRONOSX_ROUTER_BACKOFF_SECONDS", "0.5"))
+CHRONOSX_ROUTER_LOOKUP_ATTEMPTS = int(env("CHRONOSX_ROUTER_LOOKUP_ATTEMPTS", "4"))
+CHRONOSX_ROUTER_RATE_LIMIT_RETRIES = int(env("CHRONOSX_ROUTER_RATE_LIMIT_RETRIES", "3"))
+# Sends of one client order id at most (resends only after the venue says it has no such order).
+CHRONOSX_ROUTER_SEND_ATTEMPTS = int(env("CHRONOSX_ROUTER_SEND_ATTEMPTS", "3"))
+# An order left in "sending" this long belongs to a router that died: the reconciler takes it over.
+CHRONOSX_ORDER_STALE_SECONDS = float(env("CHRONOSX_ORDER_STALE_SECONDS", "30"))
+# Automatic breakers: this many consecutive venue errors or rejects trip "venue_errors";
+# one venue answer slower than this trips "venue_latency".
+CHRONOSX_BREAKER_VENUE_ERRORS = int(env("CHRONOSX_BREAKER_VENUE_ERRORS", "5"))
+CHRONOSX_BREAKER_VENUE_LATENCY_MS = int(env("CHRONOSX_BREAKER_VENUE_LATENCY_MS", "3000"))
 
 LOGGING = {
     "version": 1,

@@ -196,7 +196,9 @@ def proposal_submit(
                 proposal_id=proposal.id,
                 payload={"proposal": selectors.proposal_engine_input(proposal=proposal), "idempotency_key": idempotency_key},
             )
-            transaction.on_commit(lambda: _enqueue_evaluation(proposal.id))
+            # robust: with the broker down the proposal is still stored and answered;
+            # the sweeper enqueues it once the broker is back.
+            transaction.on_commit(lambda: _enqueue_evaluation(proposal.id), robust=True)
     except IntegrityError:
         existing = Proposal.objects.filter(agent=agent, idempotency_key=idempotency_key).first()
         if existing is None:
