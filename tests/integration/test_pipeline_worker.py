@@ -59,3 +59,31 @@ def test_a_worker_killed_mid_evaluation_strands_nothing(api, settings, tmp_path)
             stop_worker(rescuer)
     assert decision.outcome == "block"
     assert Decision.objects.filter(proposal_id=proposal_id).count() == 1
+
+
+def test_a_proposal_posted_while_the_broker_is_down_is_kept_and_decided_later(api, settings, tmp_path):
+    from chronosx.celery import app
+    from tests.integration.workers import _reset_pools
+
+    with broker(settings) as url:
+        app.conf.broker_url = "redis://127.0.0.1:9/0"  # nothing listens there
+        _reset_pools(app)
+        response = post_proposal(api)
+        assert response.status_code == 202
+        proposal_id = response.json()["id"]
+        assert Proposal.objects.get(id=proposal_id).status == "pending"
+
+        app.conf.broker_url = url
+        _reset_pools(app)
+        worker = start_worker(
+            queues=["governance"],
+            name="after-outage",
+            log_dir=tmp_path,
+            beat=True,
+            env={"CHRONOSX_SWEEP_AFTER_SECONDS": "1", "CHRONOSX_SWEEP_INTERVAL_SECONDS": "1"},
+        )
+        try:
+            decision = wait_for(lambda: Decision.objects.filter(proposal_id=proposal_id).first(), timeout=60, what="a decision")
+        finally:
+            stop_worker(worker)
+    assert decision.outcome == "block"
