@@ -41,3 +41,46 @@ class Order(models.Model):
 
     def __str__(self):
         return self.client_order_id
+
+
+class SandboxOrder(models.Model):
+    """The in-process sandbox venue's own order book. Keyed by client order id like a
+    real venue, so a resend with the same id is refused and a look-up finds it."""
+
+    client_order_id = models.CharField(max_length=40, unique=True)
+    venue_order_id = models.CharField(max_length=64, unique=True)
+    symbol = models.CharField(max_length=32)
+    side = models.CharField(max_length=4)
+    order_type = models.CharField(max_length=6)
+    quantity = ExactDecimalField()
+    limit_price = ExactDecimalField(null=True, blank=True)
+    status = models.CharField(max_length=16)
+    filled_quantity = ExactDecimalField(default="0")
+    average_price = ExactDecimalField(null=True, blank=True)
+    # [{"trade_id", "price", "quantity", "fee", "fee_asset", "filled_at"}] as exact strings.
+    fills = models.JSONField(default=list)
+    live = models.BooleanField(default=False, editable=False)
+    created_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["created_at"]
+
+    def __str__(self):
+        return f"sandbox {self.client_order_id}"
+
+
+class VenueHealth(models.Model):
+    """Per-venue call statistics the automatic breakers read (shared by every router process)."""
+
+    venue = models.CharField(max_length=16, unique=True)
+    consecutive_errors = models.PositiveIntegerField(default=0)
+    last_error = models.CharField(max_length=300, blank=True)
+    last_error_at = models.DateTimeField(null=True, blank=True)
+    last_ok_at = models.DateTimeField(null=True, blank=True)
+    last_latency_ms = models.PositiveIntegerField(null=True, blank=True)
+
+    class Meta:
+        verbose_name_plural = "venue health"
+
+    def __str__(self):
+        return self.venue

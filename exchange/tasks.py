@@ -3,7 +3,11 @@ from celery import shared_task
 
 @shared_task(name="exchange.route", acks_late=True)
 def order_route_task(proposal_id: str):
-    """Placeholder until the router exists: approved proposals wait, visibly, in `approved`."""
+    """Route one approved proposal (queue "router"). Idempotent: the order row and its claim decide."""
+    from exchange.services import order_route
+
+    order = order_route(proposal_id=proposal_id)
+    return None if order is None else order.client_order_id
 
 
 @shared_task(name="exchange.reconcile")
