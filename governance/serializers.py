@@ -3,6 +3,7 @@
 from datetime import datetime, timedelta
 from decimal import Context, Decimal, InvalidOperation, localcontext
 
+from django.utils import timezone
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
@@ -12,6 +13,7 @@ CLOCK_SKEW = timedelta(seconds=5)
 MAX_DECIMAL_DIGITS = 36
 
 
+@extend_schema_field({"type": "string", "format": "decimal", "example": "0.0100"})
 class DecimalStringField(serializers.Field):
     """A decimal given as a JSON string, kept exact (never through float)."""
 
@@ -36,7 +38,17 @@ class DecimalStringField(serializers.Field):
         return value
 
     def to_representation(self, value):
-        return None if value is None else str(value)
+        # format "f", not str(): str(Decimal("0.00000001")) is "1E-8", not what was sent.
+        return None if value is None else format(value, "f")
+
+
+class StrictCharField(serializers.CharField):
+    """A JSON string only: DRF's CharField would quietly turn 123 into "123"."""
+
+    def to_internal_value(self, data):
+        if not isinstance(data, str):
+            raise serializers.ValidationError("must be a string")
+        return super().to_internal_value(data)
 
 
 @extend_schema_field({"type": "number"})
@@ -67,8 +79,8 @@ class JSONNumberField(serializers.Field):
 
 
 class ProposalInSerializer(serializers.Serializer):
-    strategy = serializers.CharField(max_length=64)
-    symbol = serializers.CharField(max_length=32)
+    strategy = StrictCharField(max_length=64)
+    symbol = StrictCharField(max_length=32)
     side = serializers.ChoiceField(choices=Proposal.Side.choices)
     quantity = DecimalStringField()
     order_type = serializers.ChoiceField(choices=Proposal.OrderType.choices)
@@ -76,10 +88,11 @@ class ProposalInSerializer(serializers.Serializer):
     reference_price = DecimalStringField()
     expected_slippage_bps = JSONNumberField(min_value=0)
     confidence = JSONNumberField(min_value=0, max_value=1)
-    signal_time = serializers.CharField(max_length=64)
+    signal_time = StrictCharField(max_length=64)
     intent = serializers.ChoiceField(choices=Proposal.Intent.choices, required=False, default=Proposal.Intent.OPEN)
 
-    def __init__(self, *args, received_at, **kwargs):
+    def __init__(self, *args, received_at=None, **kwargs):
+        # None only when the schema generator builds an instance to describe it.
         self.received_at = received_at
         super().__init__(*args, **kwargs)
 
@@ -112,7 +125,7 @@ class ProposalInSerializer(serializers.Serializer):
             raise serializers.ValidationError("must be an ISO-8601 date-time, e.g. 2026-11-25T12:00:00+00:00")
         if parsed.tzinfo is None:
             raise serializers.ValidationError("must carry a UTC offset, e.g. +00:00 or Z")
-        if parsed > self.received_at + CLOCK_SKEW:
+        if parsed > (self.received_at or timezone.now()) + CLOCK_SKEW:
             raise serializers.ValidationError("is in the future (more than 5 s of clock skew)")
         return parsed
 
@@ -153,6 +166,7 @@ class DecisionSerializer(serializers.Serializer):
     ruleset_version = serializers.IntegerField()
     decided_at = serializers.DateTimeField()
     checks = CheckSerializer(many=True)
+    digest = serializers.CharField()  # beyond the contract: the SHA-256 the MPC votes sign
 
 
 class VoteSerializer(serializers.Serializer):
@@ -162,6 +176,9 @@ class VoteSerializer(serializers.Serializer):
     cast_at = serializers.DateTimeField()
     signature = serializers.CharField()
     key_id = serializers.CharField()
+    # Beyond the contract: what the signature covers, and whether it verifies now.
+    decision_digest = serializers.CharField()
+    verified = serializers.BooleanField()
 
 
 class QuorumSerializer(serializers.Serializer):
