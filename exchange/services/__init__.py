@@ -5,6 +5,7 @@ from exchange.services.reconcile import orders_reconcile, orders_sweep
 from exchange.services.router import (
     client_order_id_for,
     order_apply,
+    order_refresh,
     order_reject,
     order_resolve,
     order_route,
@@ -12,6 +13,6 @@ from exchange.services.router import (
 )
 
 __all__ = [
-    "client_order_id_for", "order_apply", "order_reject", "order_resolve", "order_route", "order_settle",
+    "client_order_id_for", "order_apply", "order_refresh", "order_reject", "order_resolve", "order_route", "order_settle",
     "orders_reconcile", "orders_sweep",
 ]

@@ -27,7 +27,7 @@ def orders_reconcile(*, now=None) -> dict:
     )
     for order_id, status in pending:
         try:
-            counts[order_settle(order_id=order_id)] += 1
+            counts[order_settle(order_id=order_id, now=now)] += 1
         except Exception:
             # Logged with its traceback; venue exception texts are credential-free summaries by then.
             log.exception("reconciling order %s (%s) failed; it is retried next round", order_id, status)

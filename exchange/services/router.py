@@ -437,6 +437,7 @@ def order_apply(*, order_id, state: VenueOrder | None, fills: list | None) -> Or
         order.venue_order_id = state.venue_order_id
         changed = True
     if not changed:
+        _proposal_follow(order=order)  # an order marked open by the send path: the proposal shows routed
         return order
     order.status, order.filled_quantity, order.average_price = status, ledger_filled, average
     order.save(update_fields=["status", "filled_quantity", "average_price", "venue_order_id", "updated_at"])
@@ -528,15 +529,16 @@ def order_reject(*, order_id, reason: str, from_statuses=(Order.Status.SENDING,)
 # --- settling any order -------------------------------------------------------------
 
 
-def order_settle(*, order_id) -> str:
+def order_settle(*, order_id, now=None) -> str:
     """Move one unsettled order on, whatever state it was left in. Used by the reconciler."""
+    now = now or timezone.now()
     order = Order.objects.get(id=order_id)
     status = order.status
     if status == Order.Status.NEW:
         order_route(proposal_id=order.proposal_id)
         return "routed"
     if status == Order.Status.SENDING:
-        stale_before = timezone.now() - timedelta(seconds=settings.CHRONOSX_ORDER_STALE_SECONDS)
+        stale_before = now - timedelta(seconds=settings.CHRONOSX_ORDER_STALE_SECONDS)
         taken = Order.objects.filter(id=order.id, status=Order.Status.SENDING, updated_at__lt=stale_before).update(
             status=Order.Status.UNKNOWN, last_error="router went quiet while sending", updated_at=timezone.now()
         )
