@@ -1,11 +1,13 @@
 import decimal
+import hashlib
+import json
 from collections import defaultdict
 from dataclasses import dataclass
 from decimal import Decimal
 
+from django.db import connection, transaction
 from django.db.models import F
 
-from chronosx.canonical import canonical_json, sha256_hex
 from governance.selectors import ruleset_current
 from ledger.models import AuditEvent, Fill, Lot, Position, RealizedPnl
 
@@ -38,33 +40,61 @@ def audit_chain_verify(*, chunk_size: int = 5000) -> ChainReport:
     """
     # Same formula as ledger.services.audit_event_hash, inlined: this loop is the hot path.
     expected_seq, prev, count = 1, GENESIS_HASH, 0
-    rows = (
-        AuditEvent.objects.order_by("seq")
-        .values_list("seq", "kind", "actor", "created_at", "proposal_id", "payload", "prev_hash", "hash")
-        .iterator(chunk_size=chunk_size)
-    )
-    for seq, kind, actor, created_at, proposal_id, payload, prev_hash, stored_hash in rows:
+    dumps, sha256 = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode, hashlib.sha256
+    for seq, kind, actor, created_at, proposal_id, payload, prev_hash, stored_hash in _audit_rows(chunk_size):
         reason = None
         if seq != expected_seq:
             reason = f"seq {seq} where {expected_seq} was expected (events missing or renumbered)"
         elif prev_hash != prev:
             reason = "prev_hash does not match the hash of the event before"
         else:
-            header = canonical_json(
-                {
-                    "seq": seq,
-                    "kind": kind,
-                    "actor": actor,
-                    "created_at": created_at.isoformat(),
-                    "proposal_id": None if proposal_id is None else str(proposal_id),
-                }
+            header = dumps(
+                {"seq": seq, "kind": kind, "actor": actor, "created_at": created_at, "proposal_id": proposal_id}
             )
-            if sha256_hex(prev + "\n" + header + "\n" + payload) != stored_hash:
+            if sha256(f"{prev}\n{header}\n{payload}".encode()).hexdigest() != stored_hash:
                 reason = "content does not match its hash (the event was altered)"
         if reason:
             return ChainReport(False, count, prev, broken_seq=seq, broken_kind=kind, reason=reason)
         prev, expected_seq, count = stored_hash, expected_seq + 1, count + 1
     return ChainReport(True, count, prev)
+
+
+# PostgreSQL renders created_at exactly as Python's datetime.isoformat() in UTC
+# (no fraction when the microseconds are 0), so no row is parsed into a datetime.
+_PG_AUDIT_ROWS = """
+SELECT seq, kind, actor,
+       to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS')
+         || CASE WHEN to_char(created_at AT TIME ZONE 'UTC', 'US') = '000000' THEN ''
+                 ELSE '.' || to_char(created_at AT TIME ZONE 'UTC', 'US') END
+         || '+00:00',
+       proposal_id::text, payload, prev_hash, hash
+FROM ledger_auditevent ORDER BY seq
+"""
+
+
+def _audit_rows(chunk_size: int):
+    """(seq, kind, actor, created_at ISO text, proposal_id text|None, payload, prev_hash, hash), in seq order."""
+    if connection.vendor == "postgresql":
+        # A server-side cursor inside one transaction: constant memory, one snapshot.
+        with transaction.atomic():
+            cursor = connection.chunked_cursor()
+            try:
+                cursor.execute(_PG_AUDIT_ROWS)
+                while rows := cursor.fetchmany(chunk_size):
+                    yield from rows
+            finally:
+                cursor.close()
+        return
+    rows = (
+        AuditEvent.objects.order_by("seq")
+        .values_list("seq", "kind", "actor", "created_at", "proposal_id", "payload", "prev_hash", "hash")
+        .iterator(chunk_size=chunk_size)
+    )
+    for seq, kind, actor, created_at, proposal_id, payload, prev_hash, stored_hash in rows:
+        yield (
+            seq, kind, actor, created_at.isoformat(), None if proposal_id is None else str(proposal_id),
+            payload, prev_hash, stored_hash,
+        )
 
 
 # --- realized PnL, fees, positions ---------------------------------------------------
