@@ -32,15 +32,15 @@ class ProposalListCreateApi(APIView):
         if not IDEMPOTENCY_KEY.match(key):
             raise IdempotencyKeyRequired()
         body = request.data
+        # The strategy binding is checked before the rest of the body, so an agent
+        # learns nothing about a strategy it may not act for (403 either way).
         strategy_slug = body.get("strategy") if isinstance(body, dict) else None
         if isinstance(strategy_slug, str):
-            strategy = selectors.agent_bound_to(agent=request.user, strategy_slug=strategy_slug)
-            if strategy is None:
-                raise exceptions.PermissionDenied(f"this agent may not act for strategy {strategy_slug!r}")
+            _bound_strategy(request.user, strategy_slug)
         serializer = ProposalInSerializer(data=body, received_at=received_at)
         serializer.is_valid(raise_exception=True)
         data = dict(serializer.validated_data)
-        data.pop("strategy")
+        strategy = _bound_strategy(request.user, data.pop("strategy"))
         data["instrument"] = data.pop("symbol")
         proposal, created = services.proposal_submit(
             agent=request.user,
@@ -71,6 +71,13 @@ class ProposalListCreateApi(APIView):
             raise exceptions.PermissionDenied(f"this agent may not act for strategy {strategy!r}")
         proposals = selectors.proposal_list(agent=request.user, **params.validated_data)
         return Response(ProposalSerializer(proposals, many=True).data)
+
+
+def _bound_strategy(agent, slug):
+    strategy = selectors.agent_bound_to(agent=agent, strategy_slug=slug)
+    if strategy is None:
+        raise exceptions.PermissionDenied(f"this agent may not act for strategy {slug!r}")
+    return strategy
 
 
 class ProposalFilterSerializer(serializers.Serializer):
