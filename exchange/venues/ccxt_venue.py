@@ -191,7 +191,7 @@ class CcxtVenue:
             try:
                 self.client.load_markets()
             except ccxt.BaseError as exc:
-                raise VenueUnavailable(f"load markets: {error_summary(exc, self.redact)[0]}")
+                raise VenueUnavailable(f"load markets: {error_summary(exc, self.redact)[0]}") from None
         return self.client.markets
 
     def market_symbol(self, symbol: str) -> str:
@@ -245,13 +245,13 @@ class CcxtVenue:
                     unified, request.order_type, request.side, str(request.quantity), price, params
                 )
         except RATE_LIMITS as exc:
-            raise VenueRateLimited(*self._summary(exc))
+            raise VenueRateLimited(*self._summary(exc)) from None
         except REFUSALS as exc:
             summary, code = error_summary(exc, self.redact)
-            raise VenueRejected(summary, code=code)
+            raise VenueRejected(summary, code=code) from None
         except (ccxt.BaseError, OSError) as exc:
             # Timeout, connection error, 5xx, or an error ccxt could not classify: it may exist.
-            raise VenueUnknown(*self._summary(exc))
+            raise VenueUnknown(*self._summary(exc)) from None
         if not answer or not answer.get("id"):
             raise VenueUnknown("empty answer to create order")
         return self._order(answer, request.client_order_id)
@@ -262,14 +262,14 @@ class CcxtVenue:
             with self._lock:
                 answer = self.client.fetch_order_with_client_order_id(client_order_id, unified)
         except ccxt.OrderNotFound as exc:
-            raise VenueOrderNotFound(*self._summary(exc))
+            raise VenueOrderNotFound(*self._summary(exc)) from None
         except ccxt.InvalidOrder as exc:
             summary, code = error_summary(exc, self.redact)
             if code in self.not_found_codes:
-                raise VenueOrderNotFound(summary, code=code)
-            raise VenueUnavailable(summary, code=code)
+                raise VenueOrderNotFound(summary, code=code) from None
+            raise VenueUnavailable(summary, code=code) from None
         except (ccxt.BaseError, OSError) as exc:
-            raise VenueUnavailable(*self._summary(exc))
+            raise VenueUnavailable(*self._summary(exc)) from None
         if not answer or not answer.get("id"):
             raise VenueUnavailable("empty answer to order look-up")
         found = answer.get("clientOrderId")
@@ -283,7 +283,7 @@ class CcxtVenue:
             with self._lock:
                 trades = self.client.fetch_order_trades(venue_order_id, unified)
         except (ccxt.BaseError, OSError) as exc:
-            raise VenueUnavailable(*self._summary(exc))
+            raise VenueUnavailable(*self._summary(exc)) from None
         quote = self.client.markets[unified]["quote"]
         fills = []
         for trade in trades:
