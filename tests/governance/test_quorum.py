@@ -381,3 +381,14 @@ def test_the_documented_snippet_verifies_every_vote(api, post, queues, capsys):
     assert namespace["quorum_holds"](body, public_keys) == (True, ["execution", "portfolio", "risk"])
     body["quorum"]["votes"][0]["signature"] = body["quorum"]["votes"][1]["signature"]
     assert namespace["quorum_holds"](body, public_keys)[1] == sorted(v["node"] for v in body["quorum"]["votes"][1:])
+
+
+def test_venue_health_is_read_from_the_exchange_layer_when_it_reports_it(monkeypatch):
+    import exchange.venues
+
+    monkeypatch.delattr(exchange.venues, "venue_health", raising=False)
+    assert nodes.venue_health() == (True, "venue health not reported")
+    monkeypatch.setattr(exchange.venues, "venue_health", lambda: {"healthy": False, "detail": "maintenance"}, raising=False)
+    assert nodes.venue_health() == (False, "maintenance")
+    monkeypatch.setattr(exchange.venues, "venue_health", lambda: 1 / 0)
+    assert nodes.venue_health() == (False, "venue health check failed: ZeroDivisionError: division by zero")
