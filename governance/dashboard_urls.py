@@ -2,4 +2,12 @@ from django.urls import path
 
 from governance import views
 
-urlpatterns = [path("", views.dashboard, name="dashboard")]
+urlpatterns = [
+    path("", views.dashboard, name="dashboard"),
+    path("dashboard/partials/health/", views.health_panel, name="dashboard-health"),
+    path("dashboard/partials/nodes/", views.nodes_panel, name="dashboard-nodes"),
+    path("dashboard/partials/controls/", views.controls_panel, name="dashboard-controls"),
+    path("dashboard/partials/ruleset/", views.ruleset_panel, name="dashboard-ruleset"),
+    path("dashboard/partials/portfolio/", views.portfolio_panel, name="dashboard-portfolio"),
+    path("dashboard/partials/proposals/", views.proposals_panel, name="dashboard-proposals"),
+]
