@@ -16,17 +16,20 @@ pytestmark = pytest.mark.integration
 
 PROCESSES, ROUNDS = 6, 40
 
-# Each process waits for a common start time, then appends as fast as it can: one
-# event per transaction, and every third transaction two events.
+# Each process loads Django, says it is ready, waits for the common "go", then
+# appends as fast as it can: one event per transaction, every third transaction two.
 APPEND_SCRIPT = """
 import sys, time
+from pathlib import Path
 import django
 django.setup()
-from django.db import transaction
+from django.db import connection, transaction
 from ledger.services import audit_record
 
-name, start, rounds = sys.argv[1], float(sys.argv[2]), int(sys.argv[3])
-while time.time() < start:
+name, barrier, rounds = sys.argv[1], Path(sys.argv[2]), int(sys.argv[3])
+connection.ensure_connection()
+(barrier / f"ready-{name}").touch()
+while not (barrier / "go").exists():
     time.sleep(0.002)
 for i in range(rounds):
     with transaction.atomic():
@@ -36,17 +39,21 @@ for i in range(rounds):
 """
 
 
-def test_concurrent_appends_from_several_processes_leave_one_unbroken_chain(transactional_db):
+def test_concurrent_appends_from_several_processes_leave_one_unbroken_chain(transactional_db, tmp_path):
     env = {**os.environ, "DATABASE_URL": database_url(), "DJANGO_SETTINGS_MODULE": "chronosx.settings"}
     env.pop("CELERY_BROKER_URL", None)
-    start = time.time() + 4  # after every interpreter has loaded Django
     procs = [
         subprocess.Popen(
-            [sys.executable, "-c", APPEND_SCRIPT, f"proc-{n}", str(start), str(ROUNDS)],
+            [sys.executable, "-c", APPEND_SCRIPT, f"proc-{n}", str(tmp_path), str(ROUNDS)],
             cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         )
         for n in range(PROCESSES)
     ]
+    deadline = time.monotonic() + 60
+    while len(list(tmp_path.glob("ready-*"))) < PROCESSES:
+        assert time.monotonic() < deadline and all(p.poll() is None for p in procs), "append processes did not start"
+        time.sleep(0.02)
+    (tmp_path / "go").touch()
     for proc in procs:
         _, err = proc.communicate(timeout=120)
         assert proc.returncode == 0, err
