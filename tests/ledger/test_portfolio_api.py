@@ -88,3 +88,27 @@ def test_full_mode_reports_realized_pnl_and_execution_quality_from_live_and_sand
 
 def test_the_portfolio_needs_authentication(db):
     assert APIClient().get("/api/v1/portfolio/").status_code == 401
+
+
+def test_realized_pnl_per_day_is_served_for_the_agents_strategies_only(api):
+    from datetime import datetime, timezone as dt_timezone
+
+    mine, theirs = Book(strategy="demo"), Book(strategy="someone-else")
+    for book in (mine, theirs):
+        book.buy("2", "100", at=datetime(2026, 3, 2, 10, tzinfo=dt_timezone.utc))
+        book.close_sell("1", "103", fee="0.5", at=datetime(2026, 3, 2, 11, tzinfo=dt_timezone.utc))  # 3 − 0.5
+        book.close_sell("1", "99", at=datetime(2026, 3, 4, 11, tzinfo=dt_timezone.utc))  # −1
+
+    body = api.get("/api/v1/portfolio/realized/?by=day").json()
+    assert body["by"] == "day"
+    assert {day: v["amount"] for day, v in body["realized_pnl"].items()} == {"2026-03-02": "2.5", "2026-03-04": "-1"}
+    body = api.get("/api/v1/portfolio/realized/?by=strategy&since=2026-03-03").json()
+    assert body["realized_pnl"] == {"demo": {"amount": "-1", "gross": "-1", "fees": "0", "quantity": "1", "closes": 1}}
+
+
+def test_realized_pnl_refuses_an_unknown_grouping_or_a_bad_date(api):
+    for query, field in (("by=week", "by"), ("since=yesterday", "since"), ("until=2026-13-01", "until"), ("x=1", "x")):
+        response = api.get(f"/api/v1/portfolio/realized/?{query}")
+        assert response.status_code == 400, query
+        assert response.json()["error"]["code"] == "invalid"
+        assert set(response.json()["error"]["fields"]) == {field}
