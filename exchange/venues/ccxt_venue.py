@@ -305,11 +305,12 @@ class CcxtVenue:
             )
         return fills
 
-    def health(self) -> dict:
+    def health(self, *, probe: bool = False) -> dict:
+        """Markets readable (loaded once; `probe` reloads them: three public GETs)."""
         started = time.monotonic()
         try:
             with self._lock:
-                self.client.load_markets(reload=True)
+                self.client.load_markets(reload=probe)
             status = "ok"
         except (ccxt.BaseError, OSError):
             status = "down"

@@ -216,3 +216,18 @@ def test_sandbox_refuses_a_second_order_with_the_same_client_id_and_finds_the_fi
     with pytest.raises(VenueOrderNotFound):
         sandbox.fetch_order_by_client_id(symbol="BTCUSDT", client_order_id="cx-sbx-none")
     assert SandboxVenue.live is False
+
+
+def test_venue_health_answers_for_the_execution_node_without_credentials(exch_seeded, weex, settings):
+    from exchange.venues import venue_health
+
+    assert venue_health() == (True, "weex (live) ok")
+    weex.stop()
+    settings.WEEX_BASE_URL = "http://127.0.0.1:9"  # nothing listens: markets cannot be read
+    healthy, detail = venue_health()
+    assert healthy is False and detail == "weex (live) down"
+    settings.WEEX_API_SECRET = None
+    healthy, detail = venue_health()
+    assert healthy is False and "missing credentials: secret" in detail and SECRET not in detail
+    settings.CHRONOSX_VENUE = "sandbox"
+    assert venue_health() == (True, "sandbox (not live) ok")
