@@ -1,5 +1,6 @@
 from decimal import Decimal, InvalidOperation
 
+from django import forms
 from django.core.exceptions import ValidationError
 from django.db import models
 
@@ -25,6 +26,10 @@ class ExactDecimalField(models.CharField):
             return Decimal(str(value))
         except InvalidOperation:
             raise ValidationError(f"{value!r} is not a decimal number")
+
+    def formfield(self, **kwargs):
+        # A decimal form field: compares by value, so an untouched field is not "changed".
+        return models.Field.formfield(self, **{"form_class": forms.DecimalField, **kwargs})
 
     def run_validators(self, value):
         super().run_validators(None if value is None else str(value))

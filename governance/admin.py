@@ -26,6 +26,49 @@ def actor_of(request) -> str:
     return f"admin:{request.user.get_username()}"
 
 
+class AuditedAdmin(admin.ModelAdmin):
+    """Every operator change is audited with old and new values, in the same transaction."""
+
+    def save_model(self, request, obj, form, change):
+        before = {name: str(form.initial.get(name)) for name in form.changed_data}
+        super().save_model(request, obj, form, change)
+        audit_record(
+            kind=f"{obj._meta.model_name}.{'changed' if change else 'created'}",
+            actor=actor_of(request),
+            payload={
+                "object": str(obj),
+                "changed": {name: {"from": before[name], "to": str(form.cleaned_data.get(name))} for name in sorted(before)},
+            },
+        )
+
+    def delete_model(self, request, obj):
+        audit_record(kind=f"{obj._meta.model_name}.deleted", actor=actor_of(request), payload={"object": str(obj)})
+        super().delete_model(request, obj)
+
+    def save_formset(self, request, form, formset, change):
+        super().save_formset(request, form, formset, change)
+        for inline_form in formset.forms:
+            if inline_form.has_changed() and inline_form.instance.pk:
+                audit_record(
+                    kind=f"{formset.model._meta.model_name}.changed",
+                    actor=actor_of(request),
+                    payload={
+                        "parent": str(form.instance),
+                        "object": str(inline_form.instance),
+                        "changed": {
+                            name: {"from": str(inline_form.initial.get(name)), "to": str(inline_form.cleaned_data.get(name))}
+                            for name in sorted(inline_form.changed_data)
+                        },
+                    },
+                )
+        for deleted in formset.deleted_objects:
+            audit_record(
+                kind=f"{formset.model._meta.model_name}.deleted",
+                actor=actor_of(request),
+                payload={"parent": str(form.instance), "object": str(deleted)},
+            )
+
+
 class ReadOnlyAdmin(admin.ModelAdmin):
     """Records that only the system writes: operators look, never edit."""
 
@@ -40,25 +83,17 @@ class ReadOnlyAdmin(admin.ModelAdmin):
 
 
 @admin.register(Instrument)
-class InstrumentAdmin(admin.ModelAdmin):
+class InstrumentAdmin(AuditedAdmin):
     list_display = ["symbol", "base_asset", "quote_asset", "min_quantity", "quantity_step", "enabled"]
-
-    def save_model(self, request, obj, form, change):
-        super().save_model(request, obj, form, change)
-        audit_record(
-            kind="instrument.changed",
-            actor=actor_of(request),
-            payload={"symbol": obj.symbol, "changed": sorted(form.changed_data), "enabled": obj.enabled},
-        )
 
 
 @admin.register(Strategy)
-class StrategyAdmin(admin.ModelAdmin):
+class StrategyAdmin(AuditedAdmin):
     list_display = ["slug", "name", "created_at"]
 
 
 @admin.register(Agent)
-class AgentAdmin(admin.ModelAdmin):
+class AgentAdmin(AuditedAdmin):
     list_display = ["name", "token_prefix", "is_active", "created_at"]
     fields = ["name", "token_prefix", "strategies", "is_active"]
     readonly_fields = ["token_prefix"]
@@ -89,7 +124,7 @@ class StrategyBudgetInline(LimitInlineMixin, admin.TabularInline):
 
 
 @admin.register(Ruleset)
-class RulesetAdmin(admin.ModelAdmin):
+class RulesetAdmin(AuditedAdmin):
     """Risk officers edit drafts; publishing freezes a version for good."""
 
     list_display = ["version", "status", "mode", "min_confidence", "max_order_notional", "quorum_required", "published_at", "published_by"]
@@ -113,23 +148,6 @@ class RulesetAdmin(admin.ModelAdmin):
         from django.shortcuts import redirect
 
         return redirect("admin:governance_ruleset_change", draft.pk)
-
-    def save_model(self, request, obj, form, change):
-        super().save_model(request, obj, form, change)
-        audit_record(
-            kind="ruleset.edited",
-            actor=actor_of(request),
-            payload={"version": obj.version, "changed": {name: str(form.cleaned_data[name]) for name in sorted(form.changed_data)}},
-        )
-
-    def save_formset(self, request, form, formset, change):
-        super().save_formset(request, form, formset, change)
-        if formset.has_changed():
-            audit_record(
-                kind="ruleset.limits_edited",
-                actor=actor_of(request),
-                payload={"version": form.instance.version, "table": formset.model._meta.model_name},
-            )
 
     @admin.action(description="New draft version from the selected ruleset")
     def new_draft_from(self, request, queryset):

@@ -126,6 +126,9 @@ class AssetLimit(models.Model):
             models.UniqueConstraint(fields=["ruleset", "instrument"], name="one_asset_limit_per_ruleset")
         ]
 
+    def __str__(self):
+        return f"{self.instrument} limits in v{self.ruleset.version}"
+
 
 class StrategyBudget(models.Model):
     ruleset = models.ForeignKey(Ruleset, on_delete=models.CASCADE, related_name="strategy_budgets")
@@ -136,6 +139,9 @@ class StrategyBudget(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["ruleset", "strategy"], name="one_budget_per_ruleset")
         ]
+
+    def __str__(self):
+        return f"{self.strategy} budget in v{self.ruleset.version}"
 
 
 class TradingState(models.Model):

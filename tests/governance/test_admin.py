@@ -1,0 +1,69 @@
+"""Risk officers work in the admin: every change there is audited, published rules stay frozen."""
+
+import json
+
+import pytest
+from django.contrib.auth.models import User
+
+from governance.models import Instrument, Ruleset, TradingState
+from ledger.models import AuditEvent
+
+
+@pytest.fixture
+def officer(seeded, client):
+    user = User.objects.create_superuser("officer", "officer@example.com", "pw")
+    client.force_login(user)
+    return client
+
+
+def last_event(kind):
+    return AuditEvent.objects.filter(kind=kind).order_by("-seq").first()
+
+
+def test_an_instrument_edit_is_audited_with_old_and_new_values(officer):
+    eth = Instrument.objects.get(symbol="ETHUSDT")
+    response = officer.post(
+        f"/admin/governance/instrument/{eth.pk}/change/",
+        {"symbol": "ETHUSDT", "base_asset": "ETH", "quote_asset": "USDT", "min_quantity": "0.001",
+         "quantity_step": "0.001", "price_tick": "0.01"},  # "enabled" unticked
+    )
+    assert response.status_code == 302
+    assert Instrument.objects.get(pk=eth.pk).enabled is False
+    event = last_event("instrument.changed")
+    assert event.actor == "admin:officer"
+    assert json.loads(event.payload)["changed"] == {"enabled": {"from": "True", "to": "False"}}
+
+
+def test_publishing_a_draft_in_admin_freezes_it_and_is_audited(officer):
+    officer.get("/admin/governance/ruleset/add/")  # makes draft v2 from v1
+    draft = Ruleset.objects.get(version=2)
+    assert draft.status == "draft" and draft.asset_limits.count() == 2
+
+    officer.post("/admin/governance/ruleset/", {"action": "publish", "_selected_action": [draft.pk]})
+    draft.refresh_from_db()
+    assert draft.status == "published" and draft.params["version"] == 2
+    assert json.loads(last_event("ruleset.published").payload)["version"] == 2
+
+    page = officer.get(f"/admin/governance/ruleset/{draft.pk}/change/")
+    assert b'name="min_confidence"' not in page.content  # read-only once published
+
+
+def test_halting_trading_in_admin_goes_through_the_audited_service(officer):
+    state = TradingState.objects.get(pk=1)
+    officer.post(f"/admin/governance/tradingstate/{state.pk}/change/", {"enabled": "on", "reason": "open for the day"})
+    assert TradingState.objects.get(pk=1).enabled is True
+    event = last_event("trading.enabled")
+    assert event.actor == "admin:officer" and json.loads(event.payload)["reason"] == "open for the day"
+
+
+def test_the_compliance_export_lists_decisions_and_is_audited(officer, api):
+    from tests.conftest import post_proposal
+
+    proposal_id = post_proposal(api).json()["id"]
+    response = officer.post(
+        "/admin/governance/proposal/", {"action": "export_csv", "_selected_action": [proposal_id]}
+    )
+    lines = response.content.decode().splitlines()
+    assert lines[0].startswith("id,received_at,agent,strategy")
+    assert proposal_id in lines[1] and "trading_enabled: trading is halted" in lines[1]
+    assert last_event("report.exported") is not None
