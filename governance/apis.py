@@ -81,8 +81,9 @@ def _bound_strategy(agent, slug):
 
 
 class ProposalFilterSerializer(serializers.Serializer):
-    strategy = serializers.CharField(required=False, max_length=64)
-    status = serializers.ChoiceField(choices=Proposal.Status.choices, required=False)
+    # An empty parameter (`?strategy=&status=`, as a URL template fills it) means no filter.
+    strategy = serializers.CharField(required=False, max_length=64, allow_blank=True)
+    status = serializers.ChoiceField(choices=Proposal.Status.choices, required=False, allow_blank=True)
     limit = serializers.IntegerField(required=False, min_value=1, max_value=1000, default=100)
 
 

@@ -13,6 +13,15 @@ CLOCK_SKEW = timedelta(seconds=5)
 MAX_DECIMAL_DIGITS = 36
 
 
+def plain_digits(value: Decimal) -> int:
+    """How many digits the value has written without an exponent (leading zeros aside),
+    computed from its parts so a huge exponent costs nothing."""
+    _, digits, exponent = value.as_tuple()
+    if exponent >= 0:
+        return len(digits) + exponent
+    return max(len(digits), -exponent)
+
+
 @extend_schema_field({"type": "string", "format": "decimal", "example": "0.0100"})
 class DecimalStringField(serializers.Field):
     """A decimal given as a JSON string, kept exact (never through float)."""
@@ -31,7 +40,7 @@ class DecimalStringField(serializers.Field):
             value = Decimal(text)
         except InvalidOperation:
             raise serializers.ValidationError("must be a decimal string, e.g. \"0.0100\"")
-        if not value.is_finite() or len(value.as_tuple().digits) > MAX_DECIMAL_DIGITS:
+        if not value.is_finite() or plain_digits(value) > MAX_DECIMAL_DIGITS:
             raise serializers.ValidationError(f"must be a finite decimal of at most {MAX_DECIMAL_DIGITS} digits")
         if self.positive and value <= 0:
             raise serializers.ValidationError("must be greater than 0")
@@ -63,8 +72,10 @@ class JSONNumberField(serializers.Field):
         if isinstance(data, bool) or not isinstance(data, (int, Decimal)):
             raise serializers.ValidationError("must be a number")
         value = Decimal(data)
-        if not value.is_finite():
-            raise serializers.ValidationError("must be a finite number")
+        # 1e999999999 is valid JSON: written out it is a billion digits, in every
+        # check detail and audit payload. Refused like an over-long decimal string.
+        if not value.is_finite() or plain_digits(value) > MAX_DECIMAL_DIGITS:
+            raise serializers.ValidationError(f"must be a finite number of at most {MAX_DECIMAL_DIGITS} digits")
         if value < self.min_value:
             raise serializers.ValidationError(f"must be >= {self.min_value}")
         if self.max_value is not None and value > self.max_value:

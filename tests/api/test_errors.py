@@ -122,6 +122,28 @@ def test_malformed_json_is_refused_with_400_invalid(api, raw):
     assert_error(response, 400, "invalid")
 
 
+@pytest.mark.parametrize(
+    "field, raw",
+    [
+        ("expected_slippage_bps", "1e999999999"),
+        ("expected_slippage_bps", "1.5e-999999"),
+        ("confidence", "1e-999999"),
+        ("quantity", '"0.' + "0" * 40 + '1"'),
+        ("limit_price", '"' + "9" * 37 + '"'),
+    ],
+    ids=["huge-exponent", "tiny-exponent", "tiny-confidence", "decimal-string-too-many-places", "decimal-string-too-many-digits"],
+)
+def test_numbers_too_long_to_write_out_are_refused(api, field, raw):
+    # Valid JSON, but written out in full it would be up to a billion digits in every
+    # check detail and audit payload.
+    body = proposal_body()
+    body[field] = "PLACEHOLDER"
+    text = json.dumps(body).replace('"PLACEHOLDER"', raw)
+    with nothing_stored():
+        response = api.post(URL, data=text, content_type="application/json", HTTP_IDEMPOTENCY_KEY="k-long")
+    assert_error(response, 400, "invalid", fields=[field])
+
+
 @pytest.mark.parametrize("body", [[proposal_body()], "a string", 42], ids=["array", "string", "number"])
 def test_a_json_body_that_is_not_an_object_is_refused(api, body):
     with nothing_stored():

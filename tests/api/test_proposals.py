@@ -204,3 +204,10 @@ def test_the_list_is_newest_first_and_shaped_like_the_proposal(api):
     listed = api.get(URL).json()
     assert [p["id"] for p in listed][:2] == [second, first]
     assert PROPOSAL_KEYS <= set(listed[0])
+
+
+def test_empty_filter_parameters_mean_no_filter(api):
+    mine = post_proposal(api).json()["id"]
+    response = api.get(URL + "?strategy=&status=")
+    assert response.status_code == 200
+    assert [p["id"] for p in response.json()] == [mine]
