@@ -129,10 +129,12 @@ def _evaluate(proposal, context, rules, *, may_modify=True):
         reference = d(proposal["reference_price"])
         deviation = abs(price - reference) / reference * BPS
         ok = deviation <= max_deviation
+        # Rounded up, so a deviation just over the collar never reads as equal to it.
+        shown = deviation.quantize(Decimal("0.01"), rounding=decimal.ROUND_CEILING)
         check(
             "price_collar",
             ok,
-            f"limit {fmt(price)} is {fmt(deviation.quantize(Decimal('0.01')))} bps from reference {fmt(reference)}; "
+            f"limit {fmt(price)} is {fmt(shown)} bps from reference {fmt(reference)}; "
             f"{'within' if ok else 'outside'} collar {fmt(max_deviation)} bps",
         )
     else:

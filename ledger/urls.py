@@ -1,8 +1,8 @@
-from django.urls import path
+from django.urls import re_path
 
 from ledger import apis
 
 urlpatterns = [
-    path("portfolio/", apis.PortfolioApi.as_view(), name="portfolio"),
-    path("portfolio/realized/", apis.RealizedPnlApi.as_view(), name="portfolio-realized"),
+    re_path(r"^portfolio/?$", apis.PortfolioApi.as_view(), name="portfolio"),
+    re_path(r"^portfolio/realized/?$", apis.RealizedPnlApi.as_view(), name="portfolio-realized"),
 ]

@@ -211,3 +211,9 @@ def test_empty_filter_parameters_mean_no_filter(api):
     response = api.get(URL + "?strategy=&status=")
     assert response.status_code == 200
     assert [p["id"] for p in response.json()] == [mine]
+
+
+def test_a_post_without_the_trailing_slash_is_accepted_not_redirected(api):
+    response = api.post("/api/v1/proposals", data=proposal_body(), format="json", HTTP_IDEMPOTENCY_KEY="no-slash")
+    assert response.status_code == 202
+    assert api.get(f"/api/v1/proposals/{response.json()['id']}").status_code == 200

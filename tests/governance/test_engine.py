@@ -583,3 +583,11 @@ def test_decimal_strings_in_any_exact_form_give_the_same_verdict():
     sci = decide(proposal={"quantity": "2000E-4", "limit_price": "5E+4", "reference_price": "50000.000"})
     assert plain["outcome"] == sci["outcome"] == "approve"
     assert Decimal(sci["approved_quantity"]) == Decimal("0.2")
+
+
+def test_a_limit_just_outside_the_collar_never_reads_as_equal_to_it():
+    # 65,650.01 is 100.0015 bps above 65,000: it fails, and the detail must say more than 100.
+    result = evaluate(**inputs(proposal={"limit_price": "65650.01", "reference_price": "65000"}))
+    collar = next(c for c in result["checks"] if c["rule"] == "price_collar")
+    assert collar["passed"] is False
+    assert "is 100.01 bps from reference" in collar["detail"]
