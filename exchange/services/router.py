@@ -550,5 +550,9 @@ def order_settle(*, order_id, now=None) -> str:
         return order_resolve(order_id=order.id, attempts=1, wait_first=False)
     if status in (Order.Status.OPEN, Order.Status.PARTIALLY_FILLED):
         order_refresh(order_id=order.id)
+        # To the back of the reconciler's queue, so many resting orders are all visited in turn.
+        Order.objects.filter(id=order.id, status__in=(Order.Status.OPEN, Order.Status.PARTIALLY_FILLED)).update(
+            updated_at=timezone.now()
+        )
         return "refreshed"
     return "final"
