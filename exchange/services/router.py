@@ -48,7 +48,7 @@ from governance.models import Proposal
 from governance.selectors import breakers_tripped
 from governance.services import proposal_transition, trading_state_locked
 from ledger.models import AuditEvent
-from ledger.services import audit_record, fill_record
+from ledger.services import LedgerError, audit_record, fill_record
 
 log = logging.getLogger(__name__)
 
@@ -418,15 +418,24 @@ def order_apply(*, order_id, state: VenueOrder | None, fills: list | None) -> Or
     """
     order = Order.objects.select_for_update().select_related("proposal").get(id=order_id)
     for fill in fills or []:
-        fill_record(
-            order=order,
-            trade_id=fill.trade_id,
-            price=fill.price,
-            quantity=fill.quantity,
-            fee=fill.fee,
-            fee_asset=fill.fee_asset,
-            filled_at=fill.filled_at,
-        )
+        try:
+            fill_record(
+                order=order,
+                trade_id=fill.trade_id,
+                price=fill.price,
+                quantity=fill.quantity,
+                fee=fill.fee,
+                fee_asset=fill.fee_asset,
+                filled_at=fill.filled_at,
+            )
+        except LedgerError as exc:
+            # A fill the ledger refuses (say a close beyond the open lots) would fail
+            # the same way on every retry: halt routing for an operator instead.
+            breakers.reconciliation_mismatch(
+                venue=order.venue, client_order_id=order.client_order_id, detail=f"fill {fill.trade_id} not booked: {exc}"
+            )
+            fills = None  # the order cannot become final until an operator settles it
+            break
     ledger_filled, average = selectors.order_ledger_totals(order=order)
     if average is not None:
         average = plain(average.quantize(Decimal("1E-12")))

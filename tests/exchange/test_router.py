@@ -411,6 +411,20 @@ def test_a_venue_fill_the_ledger_cannot_match_trips_reconciliation_mismatch(make
     assert order_route(proposal_id=make_approved().id) is None
 
 
+def test_a_fill_the_ledger_refuses_trips_reconciliation_mismatch_instead_of_failing_forever(make_approved, certified):
+    # A close with no open position: the venue fills it, the ledger cannot book it.
+    proposal = make_approved(side="sell", intent="close", order_type="market")
+
+    order_route(proposal_id=proposal.id)
+
+    breaker = CircuitBreaker.objects.get(name="reconciliation_mismatch")
+    assert breaker.tripped and "not booked" in breaker.reason
+    assert Fill.objects.count() == 0
+    order = Order.objects.get(proposal=proposal)
+    assert order.status not in ("filled", "cancelled", "rejected")  # left for an operator, visibly
+    assert order_refresh(order_id=order.id) is None  # a retry fails the same way, without raising
+
+
 def test_breaker_command_lists_and_refuses_unknown_names(exch_seeded, capsys):
     breaker_trip(name="venue_errors", actor="test", reason="5 errors")
     call_command("breaker", "list")
