@@ -3,6 +3,7 @@ import csv
 from django.contrib import admin, messages
 from django.http import HttpResponse
 
+from chronosx.admin import ReadOnlyAdmin
 from governance import services
 from governance.models import (
     Agent,
@@ -67,19 +68,6 @@ class AuditedAdmin(admin.ModelAdmin):
                 actor=actor_of(request),
                 payload={"parent": str(form.instance), "object": str(deleted)},
             )
-
-
-class ReadOnlyAdmin(admin.ModelAdmin):
-    """Records that only the system writes: operators look, never edit."""
-
-    def has_add_permission(self, request, obj=None):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
 
 @admin.register(Instrument)

@@ -1,19 +1,7 @@
 from django.contrib import admin
 
+from chronosx.admin import ReadOnlyAdmin
 from ledger.models import AuditEvent, Fill, Lot, Position, RealizedPnl
-
-
-class ReadOnlyAdmin(admin.ModelAdmin):
-    """Ledger rows are written only by ledger services: operators look, never edit."""
-
-    def has_add_permission(self, request, obj=None):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
 
 @admin.register(AuditEvent)
