@@ -152,6 +152,9 @@ CHRONOSX_SWEEP_INTERVAL_SECONDS = float(env("CHRONOSX_SWEEP_INTERVAL_SECONDS", "
 CHRONOSX_EVALUATION_DELAY_SECONDS = float(env("CHRONOSX_EVALUATION_DELAY_SECONDS", "0"))
 
 CHRONOSX_VENUE = env("CHRONOSX_VENUE", "sandbox")
+# How long a quorum approval may wait (e.g. through a trading halt) before it is
+# sent; older approvals expire unsent rather than trade at prices nobody re-checked.
+CHRONOSX_APPROVAL_MAX_AGE_SECONDS = float(env("CHRONOSX_APPROVAL_MAX_AGE_SECONDS", "120"))
 CHRONOSX_NODE_KEY_DIR = Path(env("CHRONOSX_NODE_KEY_DIR") or VAR_DIR / "keys")
 # The node this process acts as ("risk", "portfolio", "execution"); empty: not a node
 # process. In embedded mode the one process runs all three, each with its own key file.

@@ -81,6 +81,8 @@ def order_route(*, proposal_id) -> Order | None:
     proposal = Proposal.objects.select_related("instrument", "decision").filter(id=proposal_id).first()
     if proposal is None or proposal.status != Proposal.Status.APPROVED:
         return existing
+    if existing is None and _expire_if_stale(proposal=proposal):
+        return None
     # Looked up on the module at call time: the certificate check is governance's to change.
     verified, why = quorum.quorum_certificate_verify(proposal=proposal)
     if not verified:
@@ -95,6 +97,22 @@ def order_route(*, proposal_id) -> Order | None:
     if order is not None:
         _order_send(order=order, venue=venue)
     return order
+
+
+def _expire_if_stale(*, proposal: Proposal) -> bool:
+    """An approval is good for a bounded time. After a halt, re-enabling trading must not
+    send orders approved long ago at prices nobody re-checked: they end `expired`, unsent."""
+    limit = settings.CHRONOSX_APPROVAL_MAX_AGE_SECONDS
+    age = (timezone.now() - proposal.decision.decided_at).total_seconds()
+    if age <= limit:
+        return False
+    return proposal_transition(
+        proposal_id=proposal.id,
+        to=Proposal.Status.EXPIRED,
+        from_statuses=(Proposal.Status.APPROVED,),
+        actor=ACTOR,
+        reason=f"approved {age:.0f} s ago, longer than the {limit:.0f} s an approval is good for; never sent",
+    )
 
 
 def _gate() -> str | None:

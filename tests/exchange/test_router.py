@@ -139,6 +139,26 @@ def test_a_refusal_is_audited_once_however_often_the_sweeper_retries(make_approv
     assert kinds(proposal).count("order.refused") == 1
 
 
+def test_an_approval_older_than_its_lifetime_expires_unsent_when_trading_resumes(make_approved, certified, weex):
+    from governance.models import Decision
+
+    proposal = make_approved()
+    trading_halt(actor="test", reason="halt")
+    order_route(proposal_id=proposal.id)  # held: stays approved
+    assert Proposal.objects.get(id=proposal.id).status == "approved"
+
+    Decision.objects.filter(proposal=proposal).update(decided_at=timezone.now() - timedelta(seconds=600))
+    from governance.services import trading_enable
+
+    trading_enable(actor="test", reason="resume")
+    assert order_route(proposal_id=proposal.id) is None
+
+    assert Proposal.objects.get(id=proposal.id).status == "expired"
+    assert posts(weex) == [] and Order.objects.count() == 0
+    event = AuditEvent.objects.filter(proposal_id=proposal.id, kind="proposal.status").order_by("-seq").first()
+    assert "never sent" in json.loads(event.payload)["reason"]
+
+
 def test_halted_trading_holds_a_resend_too(make_approved, certified, weex):
     proposal = make_approved()
     weex.inject("503_before_accept")
