@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """Benchmark verify_audit: build a chain of N events in a throwaway test database, verify it, print events/s.
 
-Usage: DATABASE_URL=postgres://… .venv/bin/python scripts/bench_verify_audit.py [N] [--chunk-size K]
+Usage: DATABASE_URL=postgres://… python scripts/bench_verify_audit.py [N] [--chunk-size K]
 Never touches the configured database itself: it creates and drops test_<name>.
 """
 
