@@ -165,7 +165,7 @@ def quorum_open(*, proposal, decision):
         },
     )
     proposal_id = proposal.id
-    transaction.on_commit(lambda: votes_request(proposal_id=proposal_id, nodes=list(Node.values)))
+    transaction.on_commit(lambda: votes_request(proposal_id=proposal_id, nodes=list(Node.values)), robust=True)
 
 
 def votes_request(*, proposal_id, nodes) -> int:
@@ -282,7 +282,7 @@ def _tally_locked(*, proposal, decision):
         if proposal_transition(proposal_id=proposal.id, to=Proposal.Status.APPROVED, actor="quorum", reason=reason, extra={"quorum": count}):
             audit_record(kind="quorum.met", actor="quorum", proposal_id=proposal.id, payload={**count, "decision_digest": decision.digest})
             proposal_id = proposal.id
-            transaction.on_commit(lambda: enqueue_routing(proposal_id))
+            transaction.on_commit(lambda: enqueue_routing(proposal_id), robust=True)
     elif approvals + undecided < required:
         reason = f"quorum impossible: {len(count['others'])} of {len(Node.values)} nodes do not approve; {required} approvals required"
         if proposal_transition(proposal_id=proposal.id, to=Proposal.Status.BLOCKED, actor="quorum", reason=reason, extra={"quorum": count}):
