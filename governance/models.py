@@ -1,7 +1,6 @@
 import uuid
 
 import pgtrigger
-from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import models
 

@@ -8,7 +8,6 @@ order id sent only as often as the fault forces (resends only after a positive
 
 from collections import Counter
 from datetime import timedelta
-from decimal import Decimal
 
 import pytest
 from django.utils import timezone
