@@ -209,6 +209,9 @@ class Proposal(models.Model):
     received_at = models.DateTimeField(db_index=True)
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
     status_changed_at = models.DateTimeField()
+    # When the sweeper last re-enqueued work for this proposal: each stuck proposal is
+    # re-sent at most once per sweep window, so a backlog is never multiplied.
+    swept_at = models.DateTimeField(null=True, blank=True)
     idempotency_key = models.CharField(max_length=64)
     request_hash = models.CharField(max_length=64)
 

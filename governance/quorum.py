@@ -314,6 +314,8 @@ def enqueue_routing(proposal_id):
 
 def quorum_sweep(*, now) -> dict:
     """Expire proposals whose vote deadline passed without quorum; ask missing nodes again."""
+    from governance.services import proposals_claim_for_sweep
+
     open_votes = (
         Decision.objects.filter(proposal__status=Proposal.Status.PENDING)
         .exclude(outcome=Decision.Outcome.BLOCK)
@@ -332,7 +334,9 @@ def quorum_sweep(*, now) -> dict:
         elif now - decision.decided_at >= timedelta(seconds=REREQUEST_AFTER_SECONDS):
             voted = set(Vote.objects.filter(proposal_id=decision.proposal_id).values_list("node", flat=True))
             missing = [node for node in Node.values if node not in voted]
-            if missing:
+            if missing and proposals_claim_for_sweep(
+                proposal_ids=[decision.proposal_id], now=now, every_seconds=REREQUEST_AFTER_SECONDS
+            ):
                 rerequested += votes_request(proposal_id=decision.proposal_id, nodes=missing)
     return {"quorum_expired": expired, "votes_rerequested": rerequested}
 

@@ -4,6 +4,7 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from chronosx.api import IdempotencyConflict
@@ -315,14 +316,31 @@ def proposal_transition(*, proposal_id, to: str, actor: str, reason: str, from_s
         return bool(changed)
 
 
+def proposals_claim_for_sweep(*, proposal_ids, now, every_seconds: float) -> list:
+    """Of these stuck proposals, the ones the sweeper may re-enqueue now: each at most once
+    per `every_seconds`. A slow worker's backlog is then not multiplied by the sweeper
+    (a conditional update per proposal, so two sweepers never both claim one)."""
+    due_before = now - timedelta(seconds=every_seconds)
+    claimed = []
+    for proposal_id in proposal_ids:
+        due = Proposal.objects.filter(id=proposal_id).filter(Q(swept_at__isnull=True) | Q(swept_at__lt=due_before))
+        if due.update(swept_at=now):
+            claimed.append(proposal_id)
+    return claimed
+
+
 def proposals_sweep(*, now=None) -> dict:
     """Pick up whatever a lost message or a killed worker left behind."""
     now = now or timezone.now()
     stale_before = now - timedelta(seconds=settings.CHRONOSX_SWEEP_AFTER_SECONDS)
-    undecided = list(
-        Proposal.objects.filter(status=Proposal.Status.PENDING, decision__isnull=True, status_changed_at__lt=stale_before)
+    undecided = proposals_claim_for_sweep(
+        proposal_ids=Proposal.objects.filter(
+            status=Proposal.Status.PENDING, decision__isnull=True, status_changed_at__lt=stale_before
+        )
         .order_by("received_at")
-        .values_list("id", flat=True)[:500]
+        .values_list("id", flat=True)[:500],
+        now=now,
+        every_seconds=settings.CHRONOSX_SWEEP_AFTER_SECONDS,
     )
     for proposal_id in undecided:
         _enqueue_evaluation(proposal_id)

@@ -38,9 +38,14 @@ def orders_reconcile(*, now=None) -> dict:
 def orders_sweep(*, now) -> dict:
     """Re-enqueue routing for proposals left in `approved` with no order (a lost message, a dead worker)."""
     from exchange.tasks import order_route_task
+    from governance.services import proposals_claim_for_sweep
 
     older_than = now - timedelta(seconds=settings.CHRONOSX_SWEEP_AFTER_SECONDS)
-    proposal_ids = selectors.proposals_awaiting_routing(older_than=older_than)
+    proposal_ids = proposals_claim_for_sweep(
+        proposal_ids=selectors.proposals_awaiting_routing(older_than=older_than),
+        now=now,
+        every_seconds=settings.CHRONOSX_SWEEP_AFTER_SECONDS,
+    )
     for proposal_id in proposal_ids:
         order_route_task.delay(str(proposal_id))
     return {"rerouted": len(proposal_ids)}
