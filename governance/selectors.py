@@ -45,6 +45,7 @@ def _reserved(*, exclude_id):
         .exclude(outcome=Decision.Outcome.BLOCK)
         .exclude(proposal_id=exclude_id)
         .select_related("proposal")
+        .prefetch_related("proposal__orders")  # one query for all orders: this runs on every evaluation and vote
     )
     rows = []
     for decision in decisions:
@@ -54,7 +55,9 @@ def _reserved(*, exclude_id):
         if remaining <= 0:
             continue
         sign = 1 if proposal.side == "buy" else -1
-        price = engine.notional_price(proposal_engine_input(proposal=proposal))
+        price = engine.notional_price(
+            {"order_type": proposal.order_type, "limit_price": proposal.limit_price, "reference_price": proposal.reference_price}
+        )
         rows.append((proposal.strategy_id, proposal.instrument_id, sign * remaining, remaining * price, proposal.intent))
     return rows
 
