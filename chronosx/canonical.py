@@ -7,9 +7,14 @@ from datetime import datetime
 from decimal import Decimal
 
 
+def decimal_text(value: Decimal) -> str:
+    """A decimal's exact text, never in exponent form: 1E-8 -> "0.00000001"."""
+    return format(value, "f")
+
+
 def _default(value):
     if isinstance(value, Decimal):
-        return format(value, "f")
+        return decimal_text(value)
     if isinstance(value, uuid.UUID):
         return str(value)
     if isinstance(value, datetime):

@@ -45,7 +45,9 @@ def d(value) -> Decimal:
 
 
 def fmt(value: Decimal) -> str:
-    """A decimal for humans: no exponent, no trailing zeros beyond the value's own."""
+    """A decimal for humans: no exponent, no trailing zeros beyond the value's own.
+
+    (chronosx.canonical.decimal_text does the same; the engine imports nothing of the project.)"""
     return format(value, "f")
 
 

@@ -7,6 +7,7 @@ from django.utils import timezone
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from chronosx.canonical import decimal_text
 from governance.models import Instrument, Proposal
 
 CLOCK_SKEW = timedelta(seconds=5)
@@ -48,7 +49,7 @@ class DecimalStringField(serializers.Field):
 
     def to_representation(self, value):
         # format "f", not str(): str(Decimal("0.00000001")) is "1E-8", not what was sent.
-        return None if value is None else format(value, "f")
+        return None if value is None else decimal_text(value)
 
 
 class StrictCharField(serializers.CharField):

@@ -8,15 +8,13 @@ from decimal import Decimal
 from django.db import connection, transaction
 from django.db.models import F
 
+from chronosx.canonical import decimal_text
 from governance.selectors import ruleset_current
 from ledger.models import AuditEvent, Fill, Lot, Position, RealizedPnl
 
 GENESIS_HASH = "0" * 64
 BPS = Decimal(10000)
 
-
-def _s(value: Decimal) -> str:
-    return format(value, "f")
 
 
 # --- audit chain -------------------------------------------------------------------
@@ -130,7 +128,7 @@ def realized_pnl_by(*, key: str, strategies=None, since=None, until=None) -> dic
         t["quantity"] += row.quantity
         t["closes"] += 1
     return {
-        group: {k: v if k == "closes" else _s(v) for k, v in t.items()} for group, t in sorted(totals.items())
+        group: {k: v if k == "closes" else decimal_text(v) for k, v in t.items()} for group, t in sorted(totals.items())
     }
 
 
@@ -139,7 +137,7 @@ def fees_paid_by_asset(*, strategies=None) -> dict[str, str]:
     totals = defaultdict(Decimal)
     for fee, asset in _scoped(Fill.objects.all(), strategies).values_list("fee", "fee_asset"):
         totals[asset] += Decimal(fee)
-    return {asset: _s(total) for asset, total in sorted(totals.items())}
+    return {asset: decimal_text(total) for asset, total in sorted(totals.items())}
 
 
 def position_rows(*, strategies=None) -> list[dict]:
@@ -153,9 +151,9 @@ def position_rows(*, strategies=None) -> list[dict]:
             {
                 "strategy": p.strategy.slug,
                 "symbol": p.instrument.symbol,
-                "quantity": _s(p.quantity),
+                "quantity": decimal_text(p.quantity),
                 "average_entry_price": _average_entry_price(p),
-                "entry_notional": _s(p.entry_notional),
+                "entry_notional": decimal_text(p.entry_notional),
             }
         )
     return rows
@@ -177,7 +175,7 @@ def _average_entry_price(position: Position) -> str | None:
         return None
     with decimal.localcontext() as ctx:
         ctx.prec = 28
-        return _s((notional / quantity).normalize())
+        return decimal_text((notional / quantity).normalize())
 
 
 def fees_paid_in_quote(*, strategies=None) -> Decimal:
@@ -201,14 +199,14 @@ def portfolio_report(*, strategies=None) -> dict:
     fees = fees_paid_by_asset(strategies=strategies)
     report = {
         "mode": mode,
-        "realized_pnl": _s(realized_pnl_total(strategies=strategies)),
-        "fees_paid": _s(fees_paid_in_quote(strategies=strategies)),
+        "realized_pnl": decimal_text(realized_pnl_total(strategies=strategies)),
+        "fees_paid": decimal_text(fees_paid_in_quote(strategies=strategies)),
         "fees_paid_by_asset": fees,
         "positions": [{k: row[k] for k in ("strategy", "symbol", "quantity", "average_entry_price")} for row in rows],
         "exposure": {
-            "gross": _s(gross),
-            "by_asset": {k: _s(v) for k, v in sorted(by_asset.items())},
-            "by_strategy": {k: _s(v) for k, v in sorted(by_strategy.items())},
+            "gross": decimal_text(gross),
+            "by_asset": {k: decimal_text(v) for k, v in sorted(by_asset.items())},
+            "by_strategy": {k: decimal_text(v) for k, v in sorted(by_strategy.items())},
         },
         "realized_pnl_by_strategy": {k: v["amount"] for k, v in realized_pnl_by(key="strategy", strategies=strategies).items()},
     }
@@ -248,8 +246,8 @@ def execution_quality(*, strategies=None) -> dict:
         for (kind, strategy, symbol), a in sorted(acc.items()):
             out[kind].setdefault(strategy, {})[symbol] = {
                 "fills": a["fills"],
-                "quantity": _s(a["quantity"]),
-                "slippage_bps": _s((a["weighted"] / a["quantity"]).quantize(Decimal("0.01"))),
-                "fees": {asset: _s(v) for asset, v in sorted(a["fees"].items())},
+                "quantity": decimal_text(a["quantity"]),
+                "slippage_bps": decimal_text((a["weighted"] / a["quantity"]).quantize(Decimal("0.01"))),
+                "fees": {asset: decimal_text(v) for asset, v in sorted(a["fees"].items())},
             }
     return out

@@ -6,7 +6,7 @@ from decimal import Decimal
 from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
-from chronosx.canonical import canonical_json, sha256_hex
+from chronosx.canonical import canonical_json, decimal_text, sha256_hex
 from ledger.models import AuditEvent, Fill, Lot, Position, RealizedPnl
 
 GENESIS_HASH = "0" * 64
@@ -68,10 +68,6 @@ def audit_record(*, kind: str, actor: str, payload: dict, proposal_id=None) -> A
     )
 
 
-def _s(value: Decimal) -> str:
-    """Exact decimal text without exponent, as stored and reported."""
-    return format(value, "f")
-
 
 def fill_record(*, order, trade_id: str, price, quantity, fee, fee_asset: str, filled_at):
     """Store one venue fill, once: a fill seen again (same venue trade id) changes nothing.
@@ -125,19 +121,19 @@ def fill_record(*, order, trade_id: str, price, quantity, fee, fee_asset: str, f
             "symbol": proposal.instrument.symbol,
             "side": order.side,
             "intent": fill.intent,
-            "price": _s(fill.price),
-            "quantity": _s(fill.quantity),
-            "fee": _s(fill.fee),
+            "price": decimal_text(fill.price),
+            "quantity": decimal_text(fill.quantity),
+            "fee": decimal_text(fill.fee),
             "fee_asset": fee_asset,
             "filled_at": fill.filled_at.isoformat(),
             "live": order.live,
-            "position_quantity": _s(position.quantity),
+            "position_quantity": decimal_text(position.quantity),
         }
         if realized is not None:
             payload["realized"] = {
-                "amount": _s(realized.amount),
-                "gross": _s(realized.gross),
-                "fees": _s(realized.fees),
+                "amount": decimal_text(realized.amount),
+                "gross": decimal_text(realized.gross),
+                "fees": decimal_text(realized.fees),
                 "unconverted_fees": realized.unconverted_fees,
                 "lots": realized.lots,
             }
@@ -157,8 +153,8 @@ def _lot_open(*, fill: Fill, quote: str) -> Lot:
         entry_price=fill.price,
         quantity=fill.quantity,
         remaining=fill.quantity,
-        entry_fee=_s(entry_fee),
-        remaining_entry_fee=_s(entry_fee),
+        entry_fee=decimal_text(entry_fee),
+        remaining_entry_fee=decimal_text(entry_fee),
         opened_at=fill.filled_at,
     )
 
@@ -174,7 +170,7 @@ def _lots_close(*, fill: Fill, quote: str) -> RealizedPnl:
     open_quantity = sum((lot.remaining for lot in lots), Decimal(0))
     if fill.quantity > open_quantity:
         raise CloseExceedsPosition(
-            f"close {fill.side} of {_s(fill.quantity)} exceeds the open {direction} quantity {_s(open_quantity)}"
+            f"close {fill.side} of {decimal_text(fill.quantity)} exceeds the open {direction} quantity {decimal_text(open_quantity)}"
         )
     to_close, gross, entry_fees, breakdown = fill.quantity, Decimal(0), Decimal(0), []
     for lot in lots:
@@ -190,26 +186,26 @@ def _lots_close(*, fill: Fill, quote: str) -> RealizedPnl:
         gross += per_unit * take
         entry_fees += fee_share
         breakdown.append(
-            {"lot": lot.id, "quantity": _s(take), "entry_price": _s(lot.entry_price), "entry_fee": _s(fee_share)}
+            {"lot": lot.id, "quantity": decimal_text(take), "entry_price": decimal_text(lot.entry_price), "entry_fee": decimal_text(fee_share)}
         )
-        lot.remaining = _s(lot.remaining - take)
-        lot.remaining_entry_fee = _s(lot.remaining_entry_fee - fee_share)
+        lot.remaining = decimal_text(lot.remaining - take)
+        lot.remaining_entry_fee = decimal_text(lot.remaining_entry_fee - fee_share)
         if Decimal(lot.remaining) == 0:
             lot.closed_at = fill.filled_at
         lot.save(update_fields=["remaining", "remaining_entry_fee", "closed_at"])
         to_close -= take
     exit_fee = fill.fee if fill.fee_asset == quote else Decimal(0)
-    unconverted = {} if fill.fee_asset == quote or fill.fee == 0 else {fill.fee_asset: _s(fill.fee)}
+    unconverted = {} if fill.fee_asset == quote or fill.fee == 0 else {fill.fee_asset: decimal_text(fill.fee)}
     fees = entry_fees + exit_fee
     realized = RealizedPnl.objects.create(
         fill=fill,
         strategy_id=fill.strategy_id,
         instrument_id=fill.instrument_id,
         date=fill.filled_at.astimezone(dt_timezone.utc).date(),
-        quantity=_s(fill.quantity),
-        gross=_s(gross),
-        fees=_s(fees),
-        amount=_s(gross - fees),
+        quantity=decimal_text(fill.quantity),
+        gross=decimal_text(gross),
+        fees=decimal_text(fees),
+        amount=decimal_text(gross - fees),
         unconverted_fees=unconverted,
         lots=breakdown,
         live=fill.live,
@@ -226,7 +222,7 @@ def _position_sync(*, position: Position) -> Position:
     ):
         quantity += lot.remaining if lot.direction == Lot.Direction.LONG else -lot.remaining
         notional += lot.remaining * lot.entry_price
-    position.quantity, position.entry_notional = _s(quantity), _s(notional)
+    position.quantity, position.entry_notional = decimal_text(quantity), decimal_text(notional)
     position.save(update_fields=["quantity", "entry_notional", "updated_at"])
     position.refresh_from_db(fields=["quantity", "entry_notional"])
     return position
