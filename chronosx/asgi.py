@@ -1,18 +1,13 @@
 import os
 
+from django.conf import settings
 from django.core.asgi import get_asgi_application
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "chronosx.settings")
 application = get_asgi_application()
-
-from django.conf import settings  # noqa: E402  (needs Django set up)
-
-from chronosx.embedded import start_embedded_loop  # noqa: E402
 
 if settings.CHRONOSX_SERVE_STATIC:
     # Embedded default: no nginx in front, so the app serves admin/dashboard assets itself.
     from django.contrib.staticfiles.handlers import ASGIStaticFilesHandler
 
     application = ASGIStaticFilesHandler(application)
-
-start_embedded_loop()

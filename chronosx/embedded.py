@@ -1,7 +1,15 @@
-"""Embedded mode: with no broker, the periodic jobs that Celery beat runs in
-production run on a daemon thread inside the server process."""
+"""Embedded mode: with no broker, one process is every worker. The periodic jobs that
+Celery beat runs in production, and every kind of worker's heartbeat, run on a daemon
+thread inside the server process.
+
+It starts on the first request a process serves, however the app is served (`manage.py
+runserver`, uvicorn, gunicorn): exactly once per process, and again in a process forked
+from one that had it (threads do not survive a fork). The first round runs before that
+request is handled, so the very first answer already sees live nodes.
+"""
 
 import logging
+import os
 import threading
 import time
 
@@ -9,11 +17,15 @@ from django.conf import settings
 from django.db import close_old_connections
 from django.utils.module_loading import import_string
 
+from chronosx import workers
+
 log = logging.getLogger(__name__)
-_started = threading.Event()
+_lock = threading.Lock()
+_started_in_pid = None
 
 
 def run_periodic_once():
+    workers.beat_once(workers.registered_kinds())
     for dotted in settings.CELERY_BEAT_SCHEDULE_EMBEDDED:
         try:
             import_string(dotted)()
@@ -25,12 +37,20 @@ def run_periodic_once():
 
 def _loop():
     while True:
-        run_periodic_once()
         time.sleep(settings.CHRONOSX_SWEEP_INTERVAL_SECONDS)
+        run_periodic_once()
 
 
-def start_embedded_loop():
-    if _started.is_set() or not settings.EMBEDDED_TASKS:
-        return
-    _started.set()
-    threading.Thread(target=_loop, name="chronosx-embedded", daemon=True).start()
+def start_embedded_loop(**kwargs) -> bool:
+    """Start the loop in this process if it is embedded and not running here yet. Returns whether it started."""
+    global _started_in_pid
+    if not (settings.EMBEDDED_TASKS and settings.CHRONOSX_EMBEDDED_LOOP) or _started_in_pid == os.getpid():
+        return False
+    with _lock:
+        if _started_in_pid == os.getpid():
+            return False
+        _started_in_pid = os.getpid()
+        workers.beat_once(workers.registered_kinds())
+        threading.Thread(target=_loop, name="chronosx-embedded", daemon=True).start()
+    log.info("embedded loop started in process %s: heartbeats, sweeper, reconciler", os.getpid())
+    return True

@@ -7,10 +7,10 @@ import os
 from pathlib import Path
 
 import dj_database_url
+from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(os.environ.get("CHRONOSX_VAR_DIR", BASE_DIR / "var"))
-VAR_DIR.mkdir(parents=True, exist_ok=True)
 
 
 def env(name, default=None):
@@ -25,7 +25,15 @@ def env_bool(name, default=False):
     return env(name, "1" if default else "0").lower() in ("1", "true", "yes", "on")
 
 
-SECRET_KEY = env("DJANGO_SECRET_KEY") or "chronosx-embedded-default-not-for-production"
+# The built-in key is public: it signs sessions only for the embedded default on
+# 127.0.0.1. Any other stack (a DATABASE_URL) must bring its own.
+EMBEDDED_SECRET_KEY = "chronosx-embedded-default-not-for-production"
+SECRET_KEY = env("DJANGO_SECRET_KEY") or EMBEDDED_SECRET_KEY
+if env("DATABASE_URL") and SECRET_KEY == EMBEDDED_SECRET_KEY:
+    raise ImproperlyConfigured(
+        "DJANGO_SECRET_KEY (or DJANGO_SECRET_KEY_FILE) must be set when DATABASE_URL is: "
+        "the built-in key is public and only for the embedded default"
+    )
 DEBUG = env_bool("DJANGO_DEBUG")
 ALLOWED_HOSTS = [h for h in env("DJANGO_ALLOWED_HOSTS", "127.0.0.1,localhost").split(",") if h]
 CSRF_TRUSTED_ORIGINS = [o for o in env("DJANGO_CSRF_TRUSTED_ORIGINS", "").split(",") if o]
@@ -43,6 +51,7 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "django_htmx",
     "pgtrigger",
+    "chronosx",
     "governance",
     "ledger",
     "exchange",
@@ -144,6 +153,9 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600}
 # Fail fast when the broker is down: the row is committed and the sweeper re-enqueues.
 CELERY_TASK_PUBLISH_RETRY_POLICY = {"max_retries": 2, "interval_start": 0, "interval_step": 0.2, "interval_max": 0.5}
 
+# Embedded default: heartbeats, sweeper and reconciler on a thread of the server process
+# (chronosx/embedded.py). Off only for test runs, whose requests must not start it.
+CHRONOSX_EMBEDDED_LOOP = env_bool("CHRONOSX_EMBEDDED_LOOP", default=True)
 # How long a proposal may sit in one stage before the sweeper picks it up again.
 CHRONOSX_SWEEP_AFTER_SECONDS = float(env("CHRONOSX_SWEEP_AFTER_SECONDS", "10"))
 CHRONOSX_SWEEP_INTERVAL_SECONDS = float(env("CHRONOSX_SWEEP_INTERVAL_SECONDS", "5"))
@@ -152,6 +164,13 @@ CHRONOSX_SWEEP_INTERVAL_SECONDS = float(env("CHRONOSX_SWEEP_INTERVAL_SECONDS", "
 CHRONOSX_EVALUATION_DELAY_SECONDS = float(env("CHRONOSX_EVALUATION_DELAY_SECONDS", "0"))
 
 CHRONOSX_VENUE = env("CHRONOSX_VENUE", "sandbox")
+if EMBEDDED_TASKS and CHRONOSX_VENUE != "sandbox":
+    # In the embedded default the web process, which answers agents, would hold the
+    # exchange credentials and send live orders inside an agent's request.
+    raise ImproperlyConfigured(
+        f"CHRONOSX_VENUE={CHRONOSX_VENUE} needs CELERY_BROKER_URL and a separate router worker "
+        "(celery -A chronosx worker -Q router): the embedded default only routes to the sandbox venue"
+    )
 # How long a quorum approval may wait (e.g. through a trading halt) before it is
 # sent; older approvals expire unsent rather than trade at prices nobody re-checked.
 CHRONOSX_APPROVAL_MAX_AGE_SECONDS = float(env("CHRONOSX_APPROVAL_MAX_AGE_SECONDS", "120"))
@@ -202,9 +221,8 @@ CELERY_BEAT_SCHEDULE = {
     "reconcile": {"task": "exchange.reconcile", "schedule": CHRONOSX_SWEEP_INTERVAL_SECONDS},
 }
 CELERY_BEAT_SCHEDULE_EMBEDDED = [
-    "governance.nodes.embedded_heartbeat",
-    "governance.services.proposals_sweep",
-    "exchange.services.orders_reconcile",
+    "governance.services.sweep.proposals_sweep",
+    "exchange.services.settling.orders_reconcile_and_sweep",
 ]
 # Queues: "governance" (evaluation, sweeps), one per MPC node ("risk", "portfolio",
 # "execution": each node's worker holds only its own key), "router" (orders).

@@ -6,7 +6,6 @@ from chronosx import api
 
 urlpatterns = [
     path("api/v1/", include("governance.urls")),
-    path("api/v1/", include("ledger.urls")),
     path("api/v1/schema/", SpectacularAPIView.as_view(authentication_classes=[], permission_classes=[]), name="schema"),
     path("admin/", admin.site.urls),
     path("", include("governance.dashboard_urls")),

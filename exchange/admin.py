@@ -1,7 +1,7 @@
 from django.contrib import admin
 
 from chronosx.admin import ReadOnlyAdmin
-from exchange.models import Order, SandboxOrder, VenueHealth
+from exchange.models import Order, SandboxOrder
 
 
 @admin.register(Order)
@@ -14,8 +14,3 @@ class OrderAdmin(ReadOnlyAdmin):
 @admin.register(SandboxOrder)
 class SandboxOrderAdmin(ReadOnlyAdmin):
     list_display = ("client_order_id", "symbol", "side", "quantity", "status", "average_price", "live", "created_at")
-
-
-@admin.register(VenueHealth)
-class VenueHealthAdmin(ReadOnlyAdmin):
-    list_display = ("venue", "consecutive_errors", "last_error_at", "last_ok_at", "last_latency_ms")

@@ -67,20 +67,3 @@ class SandboxOrder(models.Model):
 
     def __str__(self):
         return f"sandbox {self.client_order_id}"
-
-
-class VenueHealth(models.Model):
-    """Per-venue call statistics the automatic breakers read (shared by every router process)."""
-
-    venue = models.CharField(max_length=16, unique=True)
-    consecutive_errors = models.PositiveIntegerField(default=0)
-    last_error = models.CharField(max_length=300, blank=True)
-    last_error_at = models.DateTimeField(null=True, blank=True)
-    last_ok_at = models.DateTimeField(null=True, blank=True)
-    last_latency_ms = models.PositiveIntegerField(null=True, blank=True)
-
-    class Meta:
-        verbose_name_plural = "venue health"
-
-    def __str__(self):
-        return self.venue

@@ -1,17 +1,32 @@
+"""The exchange's Celery tasks (queue "router", the only process holding venue
+credentials): the route stage, the reconciler, and the router's heartbeat, which
+probes the venue for the execution node."""
+
 from celery import shared_task
+
+from chronosx import pipeline, workers
+from exchange.services.breakers import venue_probe
+from exchange.services.settling import order_route_or_settle, orders_reconcile_and_sweep
+from governance.models import WorkerKind
+from governance.services.heartbeats import worker_heartbeat
 
 
 @shared_task(name="exchange.route", acks_late=True)
 def order_route_task(proposal_id: str):
-    """Route one approved proposal (queue "router"). Idempotent: the order row and its claim decide."""
-    from exchange.services import order_route
-
-    order = order_route(proposal_id=proposal_id)
+    """Route one approved proposal. Idempotent: the order row and its claim decide."""
+    order = order_route_or_settle(proposal_id=proposal_id)
     return None if order is None else order.client_order_id
 
 
 @shared_task(name="exchange.reconcile")
 def orders_reconcile_task():
-    from exchange.services import orders_reconcile
+    return orders_reconcile_and_sweep()
 
-    return orders_reconcile()
+
+@workers.on_beat(WorkerKind.ROUTER)
+def router_beat():
+    worker_heartbeat(kind=WorkerKind.ROUTER)
+    venue_probe()
+
+
+pipeline.register(pipeline.ROUTE, order_route_task, queue="router")

@@ -2,24 +2,26 @@ import csv
 
 from django.contrib import admin, messages
 from django.http import HttpResponse
+from django.shortcuts import redirect
 
 from chronosx.admin import ReadOnlyAdmin
-from governance import services
 from governance.models import (
     Agent,
     AssetLimit,
     CircuitBreaker,
     Decision,
     Instrument,
-    NodeHeartbeat,
     NodeKey,
     Proposal,
     Ruleset,
     Strategy,
     StrategyBudget,
     TradingState,
+    VenueHealth,
     Vote,
+    WorkerHeartbeat,
 )
+from governance.services import controls, rulesets
 from ledger.services import audit_record
 
 
@@ -131,23 +133,21 @@ class RulesetAdmin(AuditedAdmin):
 
     def add_view(self, request, form_url="", extra_context=None):
         # Versions are numbered by the service; start from the latest published one.
-        draft = services.ruleset_new_draft(source=Ruleset.objects.filter(status="published").first(), actor=actor_of(request))
+        draft = rulesets.ruleset_new_draft(source=Ruleset.objects.filter(status="published").first(), actor=actor_of(request))
         self.message_user(request, f"Draft v{draft.version} created from the current ruleset.")
-        from django.shortcuts import redirect
-
         return redirect("admin:governance_ruleset_change", draft.pk)
 
     @admin.action(description="New draft version from the selected ruleset")
     def new_draft_from(self, request, queryset):
         for ruleset in queryset:
-            draft = services.ruleset_new_draft(source=ruleset, actor=actor_of(request))
+            draft = rulesets.ruleset_new_draft(source=ruleset, actor=actor_of(request))
             self.message_user(request, f"Draft v{draft.version} created from v{ruleset.version}.")
 
     @admin.action(description="Publish the selected draft (it becomes the ruleset in force)")
     def publish(self, request, queryset):
         for ruleset in queryset:
             try:
-                services.ruleset_publish(ruleset=ruleset, actor=actor_of(request))
+                rulesets.ruleset_publish(ruleset=ruleset, actor=actor_of(request))
                 self.message_user(request, f"v{ruleset.version} published.")
             except Exception as exc:
                 self.message_user(request, f"v{ruleset.version} not published: {exc}", level=messages.ERROR)
@@ -167,7 +167,7 @@ class TradingStateAdmin(admin.ModelAdmin):
 
     def save_model(self, request, obj, form, change):
         # Through the service, so the switch is locked and audited like the CLI's.
-        services.trading_set(enabled=obj.enabled, actor=actor_of(request), reason=obj.reason)
+        controls.trading_set(enabled=obj.enabled, actor=actor_of(request), reason=obj.reason)
 
 
 @admin.register(CircuitBreaker)
@@ -185,7 +185,7 @@ class CircuitBreakerAdmin(admin.ModelAdmin):
     @admin.action(description="Reset the selected breakers")
     def reset(self, request, queryset):
         for breaker in queryset.filter(tripped=True):
-            services.breaker_reset(name=breaker.name, actor=actor_of(request), reason="reset in admin")
+            controls.breaker_reset(name=breaker.name, actor=actor_of(request), reason="reset in admin")
             self.message_user(request, f"{breaker.name} reset.")
 
 
@@ -251,9 +251,14 @@ class NodeKeyAdmin(ReadOnlyAdmin):
     list_display = ["node", "key_id", "active", "created_at"]
 
 
-@admin.register(NodeHeartbeat)
-class NodeHeartbeatAdmin(ReadOnlyAdmin):
-    list_display = ["node", "last_heartbeat", "key_id", "host"]
+@admin.register(WorkerHeartbeat)
+class WorkerHeartbeatAdmin(ReadOnlyAdmin):
+    list_display = ["kind", "last_heartbeat", "key_id", "host"]
+
+
+@admin.register(VenueHealth)
+class VenueHealthAdmin(ReadOnlyAdmin):
+    list_display = ["venue", "live", "healthy", "detail", "checked_at", "consecutive_errors", "last_error_at", "last_latency_ms"]
 
 
 admin.site.site_header = "ChronosX governance"

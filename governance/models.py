@@ -56,8 +56,29 @@ class Mode(models.TextChoices):
     FULL = "full"
 
 
+# The quorum a ruleset asks for unless it says otherwise (votes out of the three nodes).
+QUORUM_DEFAULT = 2
+
+
 class Ruleset(models.Model):
     """A versioned set of rule parameters. Published versions never change."""
+
+    # The fields the engine is given as `rules` (with the asset limits and strategy
+    # budgets folded in), in the order they are shown.
+    PARAMETERS = (
+        "mode",
+        "min_confidence",
+        "max_signal_age_seconds",
+        "max_slippage_bps",
+        "max_price_deviation_bps",
+        "max_order_notional",
+        "default_strategy_budget",
+        "max_gross_exposure",
+        "max_open_positions",
+        "max_proposals_per_minute",
+        "quorum_required",
+        "vote_timeout_seconds",
+    )
 
     class Status(models.TextChoices):
         DRAFT = "draft"
@@ -79,7 +100,7 @@ class Ruleset(models.Model):
     max_gross_exposure = ExactDecimalField(default="200000", help_text="portfolio cap")
     max_open_positions = models.PositiveIntegerField(default=10)
     max_proposals_per_minute = models.PositiveIntegerField(default=120, help_text="per strategy")
-    quorum_required = models.PositiveSmallIntegerField(default=2, help_text="votes out of 3")
+    quorum_required = models.PositiveSmallIntegerField(default=QUORUM_DEFAULT, help_text="votes out of 3")
     vote_timeout_seconds = ExactDecimalField(default="10")
     notes = models.TextField(blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
@@ -191,7 +212,7 @@ class Proposal(models.Model):
         REJECTED = "rejected"
         CANCELLED = "cancelled"
 
-    FINAL_STATUSES = {"blocked", "expired", "filled", "rejected", "cancelled"}
+    FINAL_STATUSES = frozenset({Status.BLOCKED, Status.EXPIRED, Status.FILLED, Status.REJECTED, Status.CANCELLED})
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     agent = models.ForeignKey(Agent, on_delete=models.PROTECT, related_name="proposals")
@@ -292,8 +313,47 @@ class Vote(models.Model):
         constraints = [models.UniqueConstraint(fields=["proposal", "node"], name="one_vote_per_node")]
 
 
-class NodeHeartbeat(models.Model):
-    node = models.CharField(max_length=16, choices=Node.choices, primary_key=True)
+class WorkerKind(models.TextChoices):
+    """The kinds of process the pipeline needs; each beats a heartbeat while it runs."""
+
+    GOVERNANCE = "governance"
+    ROUTER = "router"
+    SCHEDULER = "scheduler"
+    RISK = "risk"
+    PORTFOLIO = "portfolio"
+    EXECUTION = "execution"
+
+
+class WorkerHeartbeat(models.Model):
+    """The last heartbeat of each kind of worker (the three MPC nodes among them)."""
+
+    kind = models.CharField(max_length=16, choices=WorkerKind.choices, primary_key=True)
     last_heartbeat = models.DateTimeField()
-    key_id = models.CharField(max_length=64, blank=True)
+    key_id = models.CharField(max_length=64, blank=True, help_text="MPC nodes: the key it signs with")
     host = models.CharField(max_length=255, blank=True)
+
+    def __str__(self):
+        return f"{self.kind} @ {self.host}"
+
+
+class VenueHealth(models.Model):
+    """What the router, the only process holding venue credentials, last measured of a
+    venue: call statistics for the automatic breakers, and its latest health probe.
+    The execution node reads this record; a node never talks to a venue itself."""
+
+    venue = models.CharField(max_length=16, unique=True)
+    live = models.BooleanField(default=False)
+    healthy = models.BooleanField(default=False)
+    detail = models.CharField(max_length=300, blank=True)
+    checked_at = models.DateTimeField(null=True, blank=True)
+    consecutive_errors = models.PositiveIntegerField(default=0)
+    last_error = models.CharField(max_length=300, blank=True)
+    last_error_at = models.DateTimeField(null=True, blank=True)
+    last_ok_at = models.DateTimeField(null=True, blank=True)
+    last_latency_ms = models.PositiveIntegerField(null=True, blank=True)
+
+    class Meta:
+        verbose_name_plural = "venue health"
+
+    def __str__(self):
+        return self.venue

@@ -1,31 +1,32 @@
-"""The three MPC approval nodes: what each checks, how it signs, how it beats.
+"""The three MPC approval nodes: what each reviews, how it signs, how it beats.
 
 A node is a Celery worker consuming its own queue ("risk", "portfolio" or
 "execution"), started with CHRONOSX_NODE=<node> and a CHRONOSX_NODE_KEY_DIR that
 holds only its own key file. Each node reviews the stored decision independently,
-signs its verdict with its own key and records the vote (governance.quorum).
+signs its verdict with its own key and records the vote (governance.services.quorum).
+Which rules each node reviews comes from the engine's table (engine.rules_reviewed_by).
 In embedded mode the one process runs all three, each from its own key file.
 """
 
 import logging
-import socket
-import threading
 from decimal import Decimal
 
-from celery.signals import worker_ready, worker_shutdown
-from django.conf import settings
-from django.db import close_old_connections, connections
-from django.utils import timezone
+from django.db import transaction
 
-from governance import engine, keys, quorum, selectors
-from governance.models import Decision, Node, NodeHeartbeat, Proposal, TradingState, Vote
+from governance import engine, keys
+from governance.digests import decision_row_digest, vote_message
+from governance.models import Decision, Node, Proposal, Vote
+from governance.selectors.context import decision_context
+from governance.selectors.controls import (
+    breakers_tripped,
+    trading_state,
+    venue_health_latest,
+)
+from governance.selectors.quorum import decision_integrity_problem
+from governance.services.heartbeats import worker_heartbeat
+from governance.services.quorum import vote_record, vote_refuse
 
 log = logging.getLogger(__name__)
-
-HEARTBEAT_INTERVAL_SECONDS = 3
-RISK_RULES = ("min_confidence", "signal_age", "slippage", "price_collar")
-PORTFOLIO_RULES = ("max_position", "asset_exposure", "strategy_budget", "portfolio_exposure", "max_open_positions")
-
 
 # --- voting ------------------------------------------------------------------------------
 
@@ -36,10 +37,8 @@ def node_vote(*, proposal_id, node: str) -> Vote | None:
     try:
         signer = keys.node_signer(node)
     except (keys.NodeKeyError, ValueError) as exc:
-        from django.db import transaction
-
         with transaction.atomic():
-            quorum._refuse(
+            vote_refuse(
                 proposal_id=proposal_id if Proposal.objects.filter(id=proposal_id).exists() else None,
                 node=node,
                 why=f"node cannot sign: {exc}",
@@ -56,9 +55,9 @@ def node_vote(*, proposal_id, node: str) -> Vote | None:
         return None
     verdict, reason = node_review(node=node, proposal=proposal, decision=decision)
     # Sign the decision as this node read it: an edited row yields a digest nobody approved.
-    digest = quorum.decision_digest_current(decision)
-    message = quorum.vote_message(proposal_id=proposal.id, decision_digest=digest, node=node, verdict=verdict, key_id=signer.key_id)
-    return quorum.vote_record(
+    digest = decision_row_digest(decision)
+    message = vote_message(proposal_id=proposal.id, decision_digest=digest, node=node, verdict=verdict, key_id=signer.key_id)
+    return vote_record(
         proposal_id=proposal.id,
         node=node,
         verdict=verdict,
@@ -71,10 +70,10 @@ def node_vote(*, proposal_id, node: str) -> Vote | None:
 
 def node_review(*, node: str, proposal: Proposal, decision: Decision) -> tuple[str, str]:
     """(verdict, reason) of `node` on a decision, from the stored inputs and its own reads."""
-    problem = quorum.decision_integrity_problem(proposal=proposal, decision=decision)
+    problem = decision_integrity_problem(proposal=proposal, decision=decision)
     if problem:
         return Vote.Verdict.REJECT, f"decision does not verify: {problem}"
-    review = {"risk": _risk_review, "portfolio": _portfolio_review, "execution": _execution_review}[node]
+    review = {Node.RISK: _risk_review, Node.PORTFOLIO: _portfolio_review, Node.EXECUTION: _execution_review}[node]
     try:
         return review(proposal=proposal, decision=decision)
     except Exception as exc:  # a node that cannot finish its check does not approve
@@ -86,14 +85,20 @@ def _reject(reason):
     return Vote.Verdict.REJECT, reason
 
 
+def _sized(decision: Decision) -> dict:
+    """The proposal at the size governance approved (a `modify` cut it down)."""
+    return {**decision.inputs["proposal"], "quantity": str(decision.approved_quantity)}
+
+
+def _failed(node: str, checks: list[dict]) -> list[str]:
+    reviewed = engine.rules_reviewed_by(node)
+    return [f"{c['rule']}: {c['detail']}" for c in checks if c["rule"] in reviewed and not c["passed"]]
+
+
 def _risk_review(*, proposal, decision):
-    """Per-proposal rules, recomputed from the stored inputs, and the size actually approved."""
+    """Its rules, recomputed from the stored inputs at the approved size, and that size itself."""
     inputs = decision.inputs
-    checks = {c["rule"]: c for c in engine.evaluate(**inputs)["checks"]}
-    failed = [f"{rule}: {checks[rule]['detail']}" for rule in RISK_RULES if not checks[rule]["passed"]]
-    if failed:
-        return _reject("risk rules fail: " + "; ".join(failed))
-    rules, instrument = inputs["rules"], inputs["context"]["instrument"]
+    instrument = inputs["context"]["instrument"]
     quantity = decision.approved_quantity
     requested = Decimal(inputs["proposal"]["quantity"])
     if quantity is None or quantity <= 0 or quantity > requested:
@@ -101,134 +106,56 @@ def _risk_review(*, proposal, decision):
     step, minimum = Decimal(instrument["quantity_step"]), Decimal(instrument["min_quantity"])
     if quantity % step != 0 or quantity < minimum:
         return _reject(f"approved quantity {quantity} is not a multiple of step {step} at least {minimum}")
-    notional = quantity * engine.notional_price(inputs["proposal"])
-    limit = Decimal(rules["max_order_notional"])
-    if notional > limit:
-        return _reject(f"order notional {notional} > maximum {limit}")
-    return Vote.Verdict.APPROVE, (
-        f"risk rules pass ({', '.join(RISK_RULES)}); order notional {engine.fmt(notional)} <= maximum {engine.fmt(limit)}"
-    )
+    checks = engine.evaluate(proposal=_sized(decision), context=inputs["context"], rules=inputs["rules"])["checks"]
+    failed = _failed(Node.RISK, checks)
+    if failed:
+        return _reject("risk rules fail: " + "; ".join(failed))
+    notional = next(c["detail"] for c in checks if c["rule"] == "max_order_notional")
+    return Vote.Verdict.APPROVE, f"risk rules pass ({', '.join(engine.rules_reviewed_by(Node.RISK))}); {notional}"
 
 
 def _portfolio_review(*, proposal, decision):
     """Exposure re-read from the ledger now, with the approved quantity added."""
-    context = selectors.decision_context(proposal=proposal, trading_enabled=True, trading_reason="")
-    sized = {**decision.inputs["proposal"], "quantity": str(decision.approved_quantity)}
-    checks = {c["rule"]: c for c in engine.evaluate(proposal=sized, context=context, rules=decision.inputs["rules"])["checks"]}
-    failed = [f"{rule}: {checks[rule]['detail']}" for rule in PORTFOLIO_RULES if not checks[rule]["passed"]]
+    context = decision_context(proposal=proposal, trading_enabled=True, trading_reason="")
+    checks = engine.evaluate(proposal=_sized(decision), context=context, rules=decision.inputs["rules"])["checks"]
+    failed = _failed(Node.PORTFOLIO, checks)
     if failed:
         return _reject("exposure re-read from the ledger exceeds limits: " + "; ".join(failed))
     return Vote.Verdict.APPROVE, (
         f"exposure re-read from the ledger within limits for {decision.approved_quantity}: "
-        + "; ".join(checks[rule]["detail"] for rule in ("asset_exposure", "strategy_budget", "portfolio_exposure"))
+        + "; ".join(c["detail"] for c in checks if c["rule"] in ("asset_exposure", "strategy_budget", "portfolio_exposure"))
     )
 
 
 def _execution_review(*, proposal, decision):
-    """The state of trading right now: the switch, the breakers, the instrument, the venue."""
-    state = TradingState.objects.filter(pk=1).first()
-    if state is None or not state.enabled:
-        return _reject(f"trading is halted: {state.reason if state else 'never enabled'}")
-    tripped = selectors.breakers_tripped()
-    if tripped:
-        return _reject("circuit breaker tripped: " + ", ".join(tripped))
-    if not proposal.instrument.enabled:
-        return _reject(f"{proposal.instrument.symbol} is disabled")
-    healthy, detail = venue_health()
+    """The controls as they are right now (the switch, the breakers, the instrument), and
+    the venue's health as the router last measured it."""
+    state = trading_state()
+    context = {
+        **decision.inputs["context"],
+        "trading_enabled": state.enabled,
+        "trading_reason": state.reason,
+        "tripped_breakers": breakers_tripped(),
+        "instrument": {**decision.inputs["context"]["instrument"], "enabled": proposal.instrument.enabled},
+    }
+    checks = engine.evaluate(proposal=_sized(decision), context=context, rules=decision.inputs["rules"])["checks"]
+    failed = _failed(Node.EXECUTION, checks)
+    if failed:
+        return _reject("execution rules fail: " + "; ".join(failed))
+    healthy, detail = venue_health_latest()
     if not healthy:
         return _reject(f"venue unhealthy: {detail}")
     return Vote.Verdict.APPROVE, f"trading enabled, no breaker tripped, venue healthy ({detail})"
 
 
-def venue_health() -> tuple[bool, str]:
-    """The one place the execution node asks the exchange layer about the venue.
-
-    Uses exchange.venues.venue_health() when it exists (returning a bool, a
-    (bool, detail) pair, or a dict with "healthy"/"ok"); until then the venue counts
-    as healthy.
-    """
-    try:
-        from exchange import venues
-    except ImportError:
-        return True, "venue health not reported"
-    probe = getattr(venues, "venue_health", None)
-    if probe is None:
-        return True, "venue health not reported"
-    try:
-        answer = probe()
-    except Exception as exc:
-        return False, f"venue health check failed: {type(exc).__name__}: {exc}"
-    if isinstance(answer, tuple):
-        return bool(answer[0]), str(answer[1]) if len(answer) > 1 else ""
-    if isinstance(answer, dict):
-        healthy = answer.get("healthy", answer.get("ok", answer.get("status") in ("ok", "healthy")))
-        return bool(healthy), str(answer.get("detail") or answer.get("reason") or answer.get("status") or "")
-    return bool(answer), "venue reports healthy" if answer else "venue reports unhealthy"
-
-
 # --- heartbeats ------------------------------------------------------------------------
 
 
-def node_heartbeat(*, node: str, key_id: str = "", host: str = "") -> NodeHeartbeat:
-    beat, _ = NodeHeartbeat.objects.update_or_create(
-        node=node, defaults={"last_heartbeat": timezone.now(), "key_id": key_id, "host": host or socket.gethostname()}
-    )
-    return beat
-
-
-def embedded_heartbeat():
-    """Embedded mode: beat for each in-process node whose key file loads."""
-    if not settings.EMBEDDED_TASKS or settings.CHRONOSX_NODE:
-        return
-    for node in Node.values:
-        try:
-            signer = keys.node_signer(node)
-        except keys.NodeKeyError:
-            continue  # no key, no votes: the node is down
-        node_heartbeat(node=node, key_id=signer.key_id)
-
-
-def node_beat_once(node: str) -> bool:
-    """One heartbeat of a node process, only while its own key loads."""
+def node_beat(node: str) -> bool:
+    """A node's heartbeat, only while this process may load its key and the key loads."""
     try:
         signer = keys.node_signer(node)
-        node_heartbeat(node=node, key_id=signer.key_id)
-        return True
-    except Exception:
-        log.exception("node %s: heartbeat failed", node)
-        return False
-    finally:
-        # Keep no connection open between beats (the prefork pool forks from this process).
-        connections.close_all()
-
-
-_stop_beating = threading.Event()
-
-
-def _beat_loop(node: str):
-    while not _stop_beating.is_set():
-        node_beat_once(node)
-        _stop_beating.wait(HEARTBEAT_INTERVAL_SECONDS)
-
-
-@worker_ready.connect
-def _node_worker_ready(sender=None, **kwargs):
-    node = settings.CHRONOSX_NODE
-    if not node:
-        return
-    if node not in Node.values:
-        log.error("CHRONOSX_NODE=%r is not a node (%s); this worker will not beat", node, ", ".join(Node.values))
-        return
-    try:
-        signer = keys.node_signer(node)
-        log.info("MPC node %s ready with key %s from %s", node, signer.key_id, settings.CHRONOSX_NODE_KEY_DIR)
-    except keys.NodeKeyError as exc:
-        log.error("MPC node %s cannot load its key: %s (it beats once the key is there)", node, exc)
-    close_old_connections()
-    _stop_beating.clear()
-    threading.Thread(target=_beat_loop, args=(node,), name=f"chronosx-heartbeat-{node}", daemon=True).start()
-
-
-@worker_shutdown.connect
-def _node_worker_shutdown(sender=None, **kwargs):
-    _stop_beating.set()
+    except keys.NodeKeyError:
+        return False  # no key, no votes: the node is down
+    worker_heartbeat(kind=node, key_id=signer.key_id)
+    return True

@@ -10,9 +10,10 @@ import json
 from itertools import islice
 
 from governance import engine
+from governance.digests import decision_digest
 from governance.models import Decision
-from governance.selectors import proposal_engine_input
-from governance.services import decision_digest
+from governance.selectors.proposals import proposal_engine_input
+from ledger.models import AuditEvent
 
 
 def _show(value) -> str:
@@ -136,8 +137,6 @@ def _stored(decision: Decision) -> dict:
 
 
 def _audited_digests(proposal_ids) -> dict:
-    from ledger.models import AuditEvent
-
     found = {}
     events = AuditEvent.objects.filter(kind="decision.made", proposal_id__in=list(proposal_ids)).values_list(
         "proposal_id", "payload"

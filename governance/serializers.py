@@ -9,6 +9,7 @@ from rest_framework import serializers
 
 from chronosx.canonical import decimal_text
 from governance.models import Instrument, Proposal
+from governance.selectors.quorum import quorum_summary
 
 CLOCK_SKEW = timedelta(seconds=5)
 MAX_DECIMAL_DIGITS = 36
@@ -246,7 +247,5 @@ class ProposalSerializer(serializers.Serializer):
 
     @extend_schema_field(QuorumSerializer(allow_null=True))
     def get_quorum(self, proposal):
-        from governance.quorum import quorum_summary
-
         summary = quorum_summary(proposal=proposal)
         return None if summary is None else QuorumSerializer(summary).data

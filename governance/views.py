@@ -12,7 +12,7 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 from django_htmx.http import HttpResponseClientRedirect
 
-from governance import dashboard_selectors as selectors
+from governance.selectors import dashboard as selectors
 
 # (panel id, title, url name); the page lays them out in this order.
 PANELS = [

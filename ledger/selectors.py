@@ -9,7 +9,6 @@ from django.db import connection, transaction
 from django.db.models import F
 
 from chronosx.canonical import decimal_text
-from governance.selectors import ruleset_current
 from ledger.models import AuditEvent, Fill, Lot, Position, RealizedPnl
 
 GENESIS_HASH = "0" * 64
@@ -184,9 +183,10 @@ def fees_paid_in_quote(*, strategies=None) -> Decimal:
     return sum((Decimal(fee) for fee in fills.values_list("fee", flat=True)), Decimal(0))
 
 
-def portfolio_report(*, strategies=None) -> dict:
+def portfolio_report(*, strategies=None, mode: str) -> dict:
     """Realized-only portfolio (CONTRACT.md): positions and exposure at entry price,
-    nothing marked to market; PnL only from closed lots, net of fees."""
+    nothing marked to market; PnL only from closed lots, net of fees. `mode` is the
+    ruleset's (alpha | full), given by the caller: the ledger knows no rules."""
     rows = position_rows(strategies=strategies)
     by_asset, by_strategy, gross = defaultdict(Decimal), defaultdict(Decimal), Decimal(0)
     for row in rows:
@@ -194,8 +194,6 @@ def portfolio_report(*, strategies=None) -> dict:
         by_asset[row["symbol"]] += notional
         by_strategy[row["strategy"]] += notional
         gross += notional
-    ruleset = ruleset_current()
-    mode = ruleset.mode if ruleset else "alpha"
     fees = fees_paid_by_asset(strategies=strategies)
     report = {
         "mode": mode,

@@ -1,20 +1,23 @@
-import uuid
-from datetime import datetime, timezone as dt_timezone
+"""Fixtures shared by every test. Test data comes from tests/builders.py."""
+
+import logging
 
 import pgtrigger
 import pytest
-from django.core.management import call_command
-from rest_framework.test import APIClient
+from django.db import connection, transaction
+from django.db.backends.base.base import BaseDatabaseWrapper
+from django.test import TransactionTestCase
 
-from governance.services import agent_create
+from governance.services.controls import trading_enable
+from tests.builders import client_for, make_agent, seed
+
+log = logging.getLogger(__name__)
 
 
 @pytest.fixture(autouse=True, scope="session")
 def _flush_past_append_only_triggers():
     """Transactional tests empty the database with TRUNCATE, which the append-only
     triggers refuse (as they should for the application); let only that flush through."""
-    from django.test import TransactionTestCase
-
     original = TransactionTestCase._fixture_teardown
 
     def teardown(self):
@@ -34,21 +37,49 @@ def node_key_dir(tmp_path, settings):
 
 
 @pytest.fixture
-def seeded(transactional_db):
-    # Transactional: the pipeline enqueues work with transaction.on_commit, which
-    # a test wrapped in one big transaction would never reach.
-    call_command("seed_demo", stdout=open("/dev/null", "w"))
+def commits(db, monkeypatch):
+    """Run on-commit callbacks when the application's outermost transaction ends, as a
+    real commit would, although the test's own transaction (rolled back at its end) is
+    still open. The pipeline enqueues each next stage on commit; with this, a test on
+    the fast `db` fixture sees the same pipeline as production, without the cost of
+    emptying the database after every test. Outside any application transaction a
+    callback runs at once, as in autocommit."""
+    base = len(connection.atomic_blocks)
+    if base == 0:  # a transactional test: the database commits for real
+        return
+    original_exit, original_on_commit = transaction.Atomic.__exit__, BaseDatabaseWrapper.on_commit
+
+    def run_pending(conn):
+        while len(conn.atomic_blocks) == base and conn.run_on_commit:
+            _, callback, robust = conn.run_on_commit.pop(0)
+            try:
+                callback()
+            except Exception:
+                if not robust:
+                    raise
+                log.exception("on-commit callback %s failed", callback)
+
+    def exit_(self, exc_type, exc_value, traceback):
+        result = original_exit(self, exc_type, exc_value, traceback)
+        run_pending(transaction.get_connection(self.using))
+        return result
+
+    def on_commit(conn, func, robust=False):
+        original_on_commit(conn, func, robust=robust)
+        run_pending(conn)
+
+    monkeypatch.setattr(transaction.Atomic, "__exit__", exit_)
+    monkeypatch.setattr(BaseDatabaseWrapper, "on_commit", on_commit)
+
+
+@pytest.fixture
+def seeded(db, commits):
+    seed()
 
 
 @pytest.fixture
 def trading_enabled(seeded):
-    from governance.services import trading_enable
-
     trading_enable(actor="test", reason="tests")
-
-
-def make_agent(strategies=("demo",)):
-    return agent_create(name=f"agent-{uuid.uuid4().hex[:8]}", strategy_slugs=list(strategies), actor="test")
 
 
 @pytest.fixture
@@ -59,35 +90,6 @@ def agent_token(seeded):
 @pytest.fixture
 def api(agent_token):
     """An API client authenticated as a fresh agent bound to `demo`."""
-    client = APIClient()
-    client.credentials(HTTP_AUTHORIZATION=f"Token {agent_token[1]}")
+    client = client_for(agent_token[1])
     client.agent = agent_token[0]
     return client
-
-
-def proposal_body(**overrides):
-    """A sound BTCUSDT buy that passes every check of the demo ruleset."""
-    body = {
-        "strategy": "demo",
-        "symbol": "BTCUSDT",
-        "side": "buy",
-        "quantity": "0.0010",
-        "order_type": "limit",
-        "limit_price": "65000",
-        "reference_price": "65000",
-        "expected_slippage_bps": 1,
-        "confidence": 0.95,
-        "signal_time": datetime.now(dt_timezone.utc).isoformat(),
-    }
-    body.update(overrides)
-    return {k: v for k, v in body.items() if v is not None}
-
-
-def post_proposal(client, body=None, key=None, **headers):
-    return client.post(
-        "/api/v1/proposals/",
-        data=body if body is not None else proposal_body(),
-        format="json",
-        HTTP_IDEMPOTENCY_KEY=key or uuid.uuid4().hex,
-        **headers,
-    )

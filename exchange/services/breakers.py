@@ -1,13 +1,21 @@
-"""Automatic circuit breakers fed by venue calls. Tripping is governance's
-breaker_trip (audited); only an operator resets (manage.py breaker reset)."""
+"""Automatic circuit breakers, fed by every venue call the router makes. Tripping is
+governance's breaker_trip (audited); only an operator resets (manage.py breaker reset).
+The call statistics are governance's VenueHealth record, which the execution node reads."""
+
+import time
 
 from django.conf import settings
-from django.db import transaction
-from django.db.models import F
-from django.utils import timezone
 
-from exchange.models import VenueHealth
-from governance.services import breaker_trip
+from exchange.venues import (
+    Venue,
+    VenueError,
+    VenueOrderNotFound,
+    VenueRejected,
+    VenueUnavailable,
+    VenueUnknown,
+    venue_current,
+)
+from governance.services import controls
 
 VENUE_ERRORS = "venue_errors"
 VENUE_LATENCY = "venue_latency"
@@ -15,35 +23,59 @@ RECONCILIATION_MISMATCH = "reconciliation_mismatch"
 ACTOR = "exchange:breakers"
 
 
-def _health_row(venue: str):
-    VenueHealth.objects.get_or_create(venue=venue)
-    return VenueHealth.objects.filter(venue=venue)
+def venue_call(venue: Venue, method: str, **kwargs):
+    """One venue call, timed and counted for the automatic breakers."""
+    started = time.monotonic()
+    try:
+        result = getattr(venue, method)(**kwargs)
+    except (VenueRejected, VenueUnknown, VenueUnavailable) as exc:
+        venue_call_failed(venue=venue.name, summary=f"{method}: {exc.summary}")
+        raise
+    except VenueOrderNotFound:
+        # A definite answer, not a failure.
+        venue_call_ok(venue=venue.name, latency_ms=int((time.monotonic() - started) * 1000))
+        raise
+    venue_call_ok(venue=venue.name, latency_ms=int((time.monotonic() - started) * 1000))
+    return result
 
 
 def venue_call_ok(*, venue: str, latency_ms: int) -> None:
     """A venue answered (an answer, not an error): the error streak ends; a slow answer trips venue_latency."""
-    _health_row(venue).update(consecutive_errors=0, last_ok_at=timezone.now(), last_latency_ms=latency_ms)
+    controls.venue_call_ok(venue=venue, latency_ms=latency_ms)
     limit = settings.CHRONOSX_BREAKER_VENUE_LATENCY_MS
     if latency_ms > limit:
-        breaker_trip(name=VENUE_LATENCY, actor=ACTOR, reason=f"{venue} answered in {latency_ms} ms (limit {limit} ms)")
+        controls.breaker_trip(name=VENUE_LATENCY, actor=ACTOR, reason=f"{venue} answered in {latency_ms} ms (limit {limit} ms)")
 
 
-@transaction.atomic
 def venue_call_failed(*, venue: str, summary: str) -> None:
     """A venue error or reject; N in a row trip venue_errors. `summary` is already credential-free."""
-    rows = _health_row(venue)
-    rows.update(consecutive_errors=F("consecutive_errors") + 1, last_error=summary[:300], last_error_at=timezone.now())
-    health = rows.select_for_update().get()
+    streak = controls.venue_call_failed(venue=venue, summary=summary)
     limit = settings.CHRONOSX_BREAKER_VENUE_ERRORS
-    if health.consecutive_errors >= limit:
-        breaker_trip(
+    if streak >= limit:
+        controls.breaker_trip(
             name=VENUE_ERRORS,
             actor=ACTOR,
-            reason=f"{health.consecutive_errors} consecutive {venue} errors or rejects; last: {summary}"[:500],
+            reason=f"{streak} consecutive {venue} errors or rejects; last: {summary}"[:500],
         )
         # The streak is spent on this trip; after a reset it counts from zero again.
-        rows.update(consecutive_errors=0)
+        controls.venue_error_streak_reset(venue=venue)
 
 
 def reconciliation_mismatch(*, venue: str, client_order_id: str, detail: str) -> None:
-    breaker_trip(name=RECONCILIATION_MISMATCH, actor=ACTOR, reason=f"{venue} order {client_order_id}: {detail}"[:500])
+    controls.breaker_trip(name=RECONCILIATION_MISMATCH, actor=ACTOR, reason=f"{venue} order {client_order_id}: {detail}"[:500])
+
+
+def venue_probe() -> tuple[bool, str]:
+    """Ask the configured venue whether it can take orders now, and record the answer for
+    the execution node. Only the router (or the embedded process) calls this: it alone holds
+    the venue's credentials. Never mentions a credential."""
+    name = settings.CHRONOSX_VENUE
+    try:
+        venue = venue_current()
+        answer = venue.health(probe=True)
+        healthy, live = answer["status"] == "ok", venue.live
+        detail = f"{venue.name} ({'live' if live else 'not live'}) {answer['status']}"
+    except VenueError as exc:
+        healthy, live, detail = False, False, exc.summary
+    controls.venue_probe_record(venue=name, live=live, healthy=healthy, detail=detail)
+    return healthy, detail

@@ -29,7 +29,7 @@ from exchange.venues.sandbox import SandboxVenue
 __all__ = [
     "OrderRequest", "Venue", "VenueError", "VenueFill", "VenueNotConfigured", "VenueOrder",
     "VenueOrderNotFound", "VenueRateLimited", "VenueRejected", "VenueUnavailable", "VenueUnknown",
-    "SandboxVenue", "venue_current", "venue_for", "venue_config", "venue_health",
+    "SandboxVenue", "venue_current", "venue_for", "venue_config",
 ]
 
 # One client per thread: a ccxt client is not meant to be shared by concurrent calls.
@@ -71,17 +71,3 @@ def venue_for(name: str) -> Venue:
     if cached is None or cached[0] != fingerprint:
         _local.venue = (fingerprint, CcxtVenue(**config))
     return _local.venue[1]
-
-
-def venue_health() -> tuple[bool, str]:
-    """Whether the configured venue can take orders now, for the execution node's vote.
-
-    Cheap (no order calls; a ccxt venue reads its markets once). Never mentions credentials.
-    """
-    try:
-        venue = venue_current()
-        answer = venue.health()
-    except VenueError as exc:
-        return False, exc.summary
-    kind = "live" if venue.live else "not live"
-    return answer["status"] == "ok", f"{venue.name} ({kind}) {answer['status']}"

@@ -109,7 +109,8 @@ class Venue(Protocol):
     def fetch_fills(self, *, symbol: str, venue_order_id: str) -> list[VenueFill]:
         ...
 
-    def health(self) -> dict:
+    def health(self, *, probe: bool = False) -> dict:
+        """{"venue", "live", "status": "ok" | "down", …}; `probe` asks the venue now rather than from what is cached."""
         ...
 
 

@@ -14,7 +14,8 @@ import json
 import logging
 import threading
 import time
-from datetime import datetime, timezone as dt_timezone
+from datetime import datetime
+from datetime import timezone as dt_timezone
 from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
 
 import ccxt
@@ -33,6 +34,7 @@ from exchange.venues.base import (
     plain,
     to_decimal,
 )
+from governance.models import Instrument
 
 log = logging.getLogger(__name__)
 
@@ -196,7 +198,6 @@ class CcxtVenue:
 
     def market_symbol(self, symbol: str) -> str:
         """Our instrument (BTCUSDT) as ccxt's unified symbol: BTC/USDT (spot) or BTC/USDT:USDT (swap)."""
-        from governance.models import Instrument
 
         instrument = Instrument.objects.filter(symbol=symbol).only("base_asset", "quote_asset").first()
         if instrument is None:

@@ -21,6 +21,7 @@ from exchange.venues.base import (
     VenueRejected,
     plain,
 )
+from governance.models import Instrument
 
 BPS = Decimal(10000)
 PRICE_PLACES = Decimal("0.00000001")
@@ -31,7 +32,6 @@ class SandboxVenue:
     live = False
 
     def quantity_for(self, *, symbol: str, quantity: Decimal) -> Decimal:
-        from governance.models import Instrument
 
         step = Instrument.objects.get(symbol=symbol).quantity_step
         return plain((quantity / step).to_integral_value(ROUND_DOWN) * step)
@@ -114,7 +114,7 @@ class SandboxVenue:
             for f in row.fills
         ]
 
-    def health(self) -> dict:
+    def health(self, *, probe: bool = False) -> dict:
         return {"venue": self.name, "live": self.live, "status": "ok"}
 
     @staticmethod

@@ -8,10 +8,17 @@ import pytest
 from django.core.management import CommandError, call_command
 
 from governance import engine
-from governance.models import Agent, CircuitBreaker, Instrument, NodeKey, Ruleset, Strategy, TradingState
+from governance.models import (
+    Agent,
+    CircuitBreaker,
+    Instrument,
+    NodeKey,
+    Ruleset,
+    Strategy,
+    TradingState,
+)
 from ledger.models import AuditEvent
-from tests.api.conftest import client_for
-from tests.conftest import post_proposal, proposal_body
+from tests.builders import client_for, post_proposal, proposal_body
 
 
 def run(*args):
@@ -123,7 +130,7 @@ def test_seed_demo_creates_the_contract_instruments_strategy_ruleset_and_keys(se
 
 
 def test_seed_demo_ruleset_allows_at_least_60_proposals_a_minute(seeded):
-    from governance.selectors import ruleset_current
+    from governance.selectors.controls import ruleset_current
 
     rules = ruleset_current().params
     assert rules["max_proposals_per_minute"] >= 60

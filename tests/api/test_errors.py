@@ -12,8 +12,7 @@ from django.core.management import call_command
 from rest_framework.test import APIClient
 
 from governance.auth import AgentRateThrottle
-from tests.api.conftest import assert_error, nothing_stored
-from tests.conftest import post_proposal, proposal_body
+from tests.builders import assert_error, nothing_stored, post_proposal, proposal_body
 
 URL = "/api/v1/proposals/"
 

@@ -5,9 +5,14 @@ from decimal import Decimal
 
 from governance.engine import CHECK_ORDER
 from governance.models import Proposal
-from tests.api.conftest import NOT_BLOCKED, counts
-from tests.conftest import make_agent, post_proposal, proposal_body
-from tests.api.conftest import client_for
+from tests.builders import (
+    NOT_BLOCKED,
+    client_for,
+    counts,
+    make_agent,
+    post_proposal,
+    proposal_body,
+)
 
 URL = "/api/v1/proposals/"
 PROPOSAL_KEYS = {
@@ -173,7 +178,7 @@ def test_numbers_keep_their_value(api):
 
 
 def test_the_list_filters_by_strategy_and_status(seeded):
-    from governance.services import trading_enable
+    from governance.services.controls import trading_enable
 
     agent, token = make_agent(("demo", "alt"))
     client = client_for(token)

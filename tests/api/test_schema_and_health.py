@@ -2,7 +2,8 @@ import json
 
 from rest_framework.test import APIClient
 
-from governance.nodes import embedded_heartbeat
+from governance.services.controls import breaker_trip
+from tests.builders import beat_all
 
 
 def test_the_schema_is_an_openapi_3_document_with_the_proposal_paths(db):
@@ -28,7 +29,7 @@ def test_the_schema_is_served_as_yaml_by_default(db):
 def test_health_needs_no_token_and_has_the_contract_shape(seeded):
     response = APIClient().get("/api/v1/health/")
     body = response.json()
-    assert set(body) >= {"status", "database", "broker", "nodes", "trading", "circuit_breakers"}
+    assert set(body) >= {"status", "database", "broker", "nodes", "workers", "trading", "circuit_breakers"}
     assert body["status"] in ("ok", "degraded", "down")
     assert response.status_code == (503 if body["status"] == "down" else 200)
     assert body["database"] == "ok"
@@ -41,7 +42,7 @@ def test_health_needs_no_token_and_has_the_contract_shape(seeded):
 
 
 def test_health_is_200_and_ok_when_all_nodes_beat(seeded):
-    embedded_heartbeat()
+    beat_all()
     response = APIClient().get("/api/v1/health/")
     body = response.json()
     assert response.status_code == 200
@@ -50,8 +51,6 @@ def test_health_is_200_and_ok_when_all_nodes_beat(seeded):
 
 
 def test_health_reports_trading_and_tripped_breakers(trading_enabled):
-    from governance.services import breaker_trip
-
     breaker_trip(name="venue_errors", actor="test", reason="tests")
     body = APIClient().get("/api/v1/health/").json()
     assert body["trading"]["enabled"] is True

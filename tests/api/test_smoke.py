@@ -1,4 +1,4 @@
-from tests.conftest import post_proposal
+from tests.builders import post_proposal
 
 
 def test_it_blocks_a_sound_proposal_while_trading_is_halted(api):

@@ -1,46 +1,11 @@
-"""Dashboard test data: proposals through the real API pipeline, orders and fills
-written the way the execution layer writes them (an Order row, then ledger.fill_record)."""
-
-import uuid
-from decimal import Decimal
+"""Dashboard fixtures: proposals through the real API pipeline, orders and fills written
+the way the execution layer writes them (tests.builders.order_with_fill)."""
 
 import pytest
-from django.utils import timezone
 
-from exchange.models import Order
 from governance.models import Proposal
-from governance.services import trading_enable, trading_halt
-from ledger.services import fill_record
-from tests.conftest import post_proposal, proposal_body
-
-
-def order_with_fill(*, proposal, live: bool, trade_id: str, fee="0.0325", venue=None):
-    """An order for `proposal` filled once at its limit price."""
-    venue = venue or ("weex" if live else "sandbox")
-    order = Order.objects.create(
-        proposal=proposal,
-        client_order_id=f"cx-{uuid.uuid4().hex[:20]}",
-        venue=venue,
-        live=live,
-        symbol=proposal.instrument.symbol,
-        side=proposal.side,
-        order_type=proposal.order_type,
-        quantity=proposal.quantity,
-        limit_price=proposal.limit_price,
-        status=Order.Status.FILLED,
-        filled_quantity=proposal.quantity,
-        average_price=proposal.limit_price,
-    )
-    fill_record(
-        order=order,
-        trade_id=trade_id,
-        price=proposal.limit_price,
-        quantity=proposal.quantity,
-        fee=Decimal(fee),
-        fee_asset="USDT",
-        filled_at=timezone.now(),
-    )
-    return order
+from governance.services.controls import trading_enable, trading_halt
+from tests.builders import order_with_fill, post_proposal, proposal_body
 
 
 @pytest.fixture

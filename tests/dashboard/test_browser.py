@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 from django.utils import timezone
 
-from governance.models import NodeHeartbeat
+from governance.models import WorkerHeartbeat
 from tests.dashboard.chromium import Chromium, chromium_missing_reason
 
 SCREENSHOT = Path("/tmp/chronosx-dashboard.png")
@@ -19,7 +19,9 @@ pytestmark = pytest.mark.integration
 def browser(tmp_path):
     reason = chromium_missing_reason()
     if reason:
-        pytest.skip(f"browser test: {reason}")
+        from tests.ci_services import service_missing  # fails instead under CI=true
+
+        service_missing(f"browser test: {reason}")
     with Chromium(tmp_path / "profile") as chromium:
         yield chromium
     assert chromium.exceptions == [], f"JavaScript errors on the page: {chromium.exceptions}"
@@ -32,7 +34,7 @@ def js(value) -> str:
 def test_dashboard_renders_in_chromium_and_htmx_keeps_the_panels_live(browser, live_server, staff_user, trace_data):
     now = timezone.now()
     for node in ("risk", "portfolio"):
-        NodeHeartbeat.objects.update_or_create(node=node, defaults={"last_heartbeat": now, "key_id": f"{node}-k1", "host": "127.0.0.1"})
+        WorkerHeartbeat.objects.update_or_create(kind=node, defaults={"last_heartbeat": now, "key_id": f"{node}-k1", "host": "127.0.0.1"})
 
     # Not logged in: the dashboard sends the browser to the admin login.
     browser.navigate(f"{live_server.url}/")

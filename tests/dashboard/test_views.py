@@ -1,15 +1,15 @@
 import re
-from html import unescape
 from datetime import timedelta
+from html import unescape
 
 import pytest
 from django.utils import timezone
 
 from exchange.models import Order
-from governance.models import NodeHeartbeat, Proposal, Vote
+from governance.models import Proposal, Vote, WorkerHeartbeat
+from governance.services.controls import breaker_trip, trading_halt
 from ledger.models import Fill
-from governance.services import breaker_trip, trading_halt
-from tests.dashboard.conftest import order_with_fill
+from tests.builders import order_with_fill
 
 PARTIALS = ["health", "nodes", "controls", "ruleset", "portfolio", "proposals"]
 
@@ -107,8 +107,8 @@ def test_health_panel_reports_database_broker_and_node_count(staff_client):
 
 def test_nodes_panel_shows_which_node_is_alive_and_its_last_heartbeat(staff_client):
     now = timezone.now()
-    NodeHeartbeat.objects.create(node="risk", last_heartbeat=now, key_id="risk-k1", host="node-a")
-    NodeHeartbeat.objects.create(node="portfolio", last_heartbeat=now - timedelta(minutes=5), key_id="pf-k1")
+    WorkerHeartbeat.objects.create(kind="risk", last_heartbeat=now, key_id="risk-k1", host="node-a")
+    WorkerHeartbeat.objects.create(kind="portfolio", last_heartbeat=now - timedelta(minutes=5), key_id="pf-k1")
     html = partial(staff_client, "nodes")
     risk = text(re.search(r'<tr class="node node-risk">.*?</tr>', html, re.S).group(0))
     portfolio = text(re.search(r'<tr class="node node-portfolio">.*?</tr>', html, re.S).group(0))

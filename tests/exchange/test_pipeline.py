@@ -5,7 +5,7 @@ from decimal import Decimal
 
 from exchange.models import Order
 from ledger.models import Fill
-from tests.conftest import post_proposal, proposal_body
+from tests.builders import post_proposal, proposal_body
 
 
 def test_a_posted_proposal_is_approved_routed_to_the_sandbox_and_filled(api, trading_enabled):

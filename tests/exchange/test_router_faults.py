@@ -13,11 +13,12 @@ import pytest
 from django.utils import timezone
 
 from exchange.models import Order
-from exchange.services import client_order_id_for, orders_reconcile
+from exchange.services.orders import client_order_id_for
+from exchange.services.settling import orders_reconcile
 from exchange.tasks import order_route_task
 from governance.models import CircuitBreaker, Proposal
 from ledger.models import Fill
-from tests.exchange.conftest import posts
+from tests.builders import posts
 
 # scenario: (create fault, lookup fault, fill mode, POSTs expected, orders stored, final proposal status)
 SCENARIOS = [

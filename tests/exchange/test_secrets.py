@@ -7,12 +7,13 @@ from datetime import timedelta
 from django.utils import timezone
 from rest_framework.test import APIClient
 
-from exchange.models import Order, VenueHealth
-from exchange.services import order_route, orders_reconcile
-from governance.models import CircuitBreaker, Proposal
-from governance.services import agent_create
+from exchange.models import Order
+from exchange.services.sending import order_route
+from exchange.services.settling import orders_reconcile
+from governance.models import CircuitBreaker, Proposal, VenueHealth
+from governance.services.agents import agent_create
 from ledger.models import AuditEvent
-from tests.exchange.conftest import API_KEY, PASSPHRASE, SECRET
+from tests.builders import API_KEY, PASSPHRASE, SECRET
 
 WRONG_SECRET = "ts-WRONG-SECRET-0e7f19"
 

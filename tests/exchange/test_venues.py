@@ -5,6 +5,7 @@ from decimal import Decimal
 import ccxt
 import pytest
 
+from exchange.services.breakers import venue_probe
 from exchange.venues import (
     OrderRequest,
     SandboxVenue,
@@ -18,7 +19,8 @@ from exchange.venues import (
 )
 from exchange.venues.base import Redactor
 from exchange.venues.ccxt_venue import CcxtVenue, error_summary
-from tests.exchange.conftest import API_KEY, PASSPHRASE, SECRET, posts
+from governance.models import VenueHealth
+from tests.builders import API_KEY, PASSPHRASE, SECRET, posts
 from tests.weex_server import sign
 
 
@@ -218,16 +220,19 @@ def test_sandbox_refuses_a_second_order_with_the_same_client_id_and_finds_the_fi
     assert SandboxVenue.live is False
 
 
-def test_venue_health_answers_for_the_execution_node_without_credentials(exch_seeded, weex, settings):
-    from exchange.venues import venue_health
+def recorded_health(venue):
+    row = VenueHealth.objects.get(venue=venue)
+    return row.healthy, row.detail
 
-    assert venue_health() == (True, "weex (live) ok")
-    weex.stop()
-    settings.WEEX_BASE_URL = "http://127.0.0.1:9"  # nothing listens: markets cannot be read
-    healthy, detail = venue_health()
-    assert healthy is False and detail == "weex (live) down"
+
+def test_the_router_probes_the_venue_and_records_it_for_the_execution_node_without_credentials(exch_seeded, weex, settings):
+    assert venue_probe() == (True, "weex (live) ok") == recorded_health("weex")
+    weex.stop()  # the venue goes away: the next probe asks it, not its cached markets
+    healthy, detail = venue_probe()
+    assert (healthy, detail) == (False, "weex (live) down") == recorded_health("weex")
     settings.WEEX_API_SECRET = None
-    healthy, detail = venue_health()
+    healthy, detail = venue_probe()
     assert healthy is False and "missing credentials: secret" in detail and SECRET not in detail
+    assert recorded_health("weex") == (healthy, detail)
     settings.CHRONOSX_VENUE = "sandbox"
-    assert venue_health() == (True, "sandbox (not live) ok")
+    assert venue_probe() == (True, "sandbox (not live) ok") == recorded_health("sandbox")

@@ -57,7 +57,7 @@ def test_halting_trading_in_admin_goes_through_the_audited_service(officer):
 
 
 def test_the_compliance_export_lists_decisions_and_is_audited(officer, api):
-    from tests.conftest import post_proposal
+    from tests.builders import post_proposal
 
     proposal_id = post_proposal(api).json()["id"]
     response = officer.post(

@@ -7,10 +7,12 @@ import stat
 import pytest
 from django.core.management import CommandError, call_command
 
-from governance import keys, nodes, quorum
+from chronosx import pipeline
+from governance import keys, nodes
 from governance.models import NodeKey, Proposal, Vote
+from governance.selectors.quorum import quorum_certificate_verify, quorum_summary
 from ledger.models import AuditEvent
-from tests.conftest import post_proposal
+from tests.builders import post_proposal
 
 
 @pytest.fixture
@@ -84,13 +86,15 @@ def test_rotation_signs_new_votes_with_a_new_key_id_and_old_votes_still_verify(a
     assert NodeKey.objects.get(key_id=old_key_id).active is False
     second = post_proposal(api).json()["id"]
     assert Vote.objects.get(proposal_id=second, node="risk").key_id == new_key_id
-    assert quorum.quorum_certificate_verify(proposal=Proposal(id=first))[0] is True
-    old_vote = next(v for v in quorum.quorum_summary(proposal=Proposal.objects.get(id=first))["votes"] if v["node"] == "risk")
+    assert quorum_certificate_verify(proposal_id=first)[0] is True
+    old_vote = next(v for v in quorum_summary(proposal=Proposal.objects.get(id=first))["votes"] if v["node"] == "risk")
     assert old_vote["verified"] is True
 
 
 def test_a_vote_signed_with_a_retired_key_is_refused(api, trading_enabled, node_key_dir, monkeypatch):
-    monkeypatch.setattr(quorum, "_enqueue_vote", lambda proposal_id, node: None)  # all nodes stopped
+    real_enqueue = pipeline.enqueue
+    # All nodes stopped: votes are never delivered.
+    monkeypatch.setattr(pipeline, "enqueue", lambda stage, *a, queue=None: None if stage == pipeline.VOTE else real_enqueue(stage, *a, queue=queue))
     proposal_id = post_proposal(api).json()["id"]
     old_file = (node_key_dir / "risk.key").read_text()
     keys.node_key_rotate(node="risk", actor="test")

@@ -8,14 +8,27 @@ from pathlib import Path
 
 import pytest
 from django.core.management import call_command
+from django.utils import timezone
 from nacl.signing import SigningKey
 
+from chronosx import pipeline
 from exchange.models import Order
-from governance import keys, nodes, quorum
-from governance.models import Decision, Instrument, Proposal, Strategy, Vote
-from governance.services import breaker_trip
+from governance import digests, keys, nodes
+from governance.models import (
+    Decision,
+    Instrument,
+    Proposal,
+    Strategy,
+    VenueHealth,
+    Vote,
+)
+from governance.selectors.controls import ruleset_current
+from governance.selectors.quorum import quorum_certificate_verify
+from governance.services import quorum
+from governance.services.controls import breaker_trip
+from governance.services.rulesets import ruleset_new_draft, ruleset_publish
 from ledger.models import AuditEvent, Position
-from tests.conftest import post_proposal, proposal_body
+from tests.builders import post_proposal, proposal_body
 
 # Approved, and possibly already routed and filled by the sandbox venue.
 APPROVED = {"approved", "routed", "partially_filled", "filled"}
@@ -39,20 +52,17 @@ class NodeQueues:
 @pytest.fixture
 def queues(monkeypatch):
     q = NodeQueues()
-    enqueue_vote, enqueue_routing = quorum._enqueue_vote, quorum.enqueue_routing
+    enqueue = pipeline.enqueue
 
-    def fake_enqueue_vote(proposal_id, node):
-        if node in q.stopped:
-            q.held.append((proposal_id, node))
-        else:
-            enqueue_vote(proposal_id, node)
+    def fake_enqueue(stage, *args, queue=None):
+        if stage == pipeline.VOTE and queue in q.stopped:
+            q.held.append(tuple(args))
+            return
+        if stage == pipeline.ROUTE:
+            q.routed.append(str(args[0]))
+        enqueue(stage, *args, queue=queue)
 
-    def recording_routing(proposal_id):
-        q.routed.append(str(proposal_id))
-        enqueue_routing(proposal_id)
-
-    monkeypatch.setattr(quorum, "_enqueue_vote", fake_enqueue_vote)
-    monkeypatch.setattr(quorum, "enqueue_routing", recording_routing)
+    monkeypatch.setattr(pipeline, "enqueue", fake_enqueue)
     return q
 
 
@@ -77,7 +87,7 @@ def audit_kinds(proposal_id):
 def assert_signature_verifies(proposal_id, vote):
     node, public_key = keys.public_key_lookup(vote["key_id"])
     assert node == vote["node"]
-    message = quorum.vote_message(
+    message = digests.vote_message(
         proposal_id=proposal_id, decision_digest=vote["decision_digest"], node=vote["node"], verdict=vote["verdict"], key_id=vote["key_id"]
     )
     assert keys.signature_valid(public_key=public_key, message=message, signature=vote["signature"])
@@ -98,7 +108,7 @@ def test_all_three_nodes_approve_a_sound_proposal_with_three_verifying_signature
         assert_signature_verifies(proposal_id, vote)
     assert len({v["key_id"] for v in q["votes"]}) == 3  # three keys, not one
     assert queues.routed == [proposal_id]
-    assert quorum.quorum_certificate_verify(proposal=Proposal(id=proposal_id)) == (
+    assert quorum_certificate_verify(proposal_id=proposal_id) == (
         True,
         "quorum certificate valid: 3 verifying approvals (execution, portfolio, risk); 2 required",
     )
@@ -115,7 +125,7 @@ def test_with_one_node_stopped_the_other_two_approve(api, post, queues):
     assert body["quorum"]["approvals"] == 2 and body["quorum"]["met"] is True
     assert sorted(v["node"] for v in body["quorum"]["votes"]) == ["portfolio", "risk"]
     assert queues.routed == [proposal_id]
-    assert quorum.quorum_certificate_verify(proposal=Proposal(id=proposal_id))[0] is True
+    assert quorum_certificate_verify(proposal_id=proposal_id)[0] is True
 
 
 def test_with_two_nodes_stopped_it_expires_after_the_vote_timeout_and_nothing_is_routed(api, post, queues):
@@ -142,7 +152,7 @@ def test_with_two_nodes_stopped_it_expires_after_the_vote_timeout_and_nothing_is
     assert queues.deliver_held() == [None] * 4
     assert Proposal.objects.get(id=proposal_id).status == "expired"
     assert Vote.objects.filter(proposal_id=proposal_id).count() == 1
-    assert quorum.quorum_certificate_verify(proposal=Proposal(id=proposal_id))[0] is False
+    assert quorum_certificate_verify(proposal_id=proposal_id)[0] is False
 
 
 def test_a_decision_row_altered_after_the_fact_gets_reject_votes_and_never_reaches_the_router(api, post, queues):
@@ -156,22 +166,22 @@ def test_a_decision_row_altered_after_the_fact_gets_reject_votes_and_never_reach
     assert all("decision does not verify" in v.reason for v in votes)
     assert Proposal.objects.get(id=proposal_id).status == "blocked"
     assert queues.routed == [] and not Order.objects.filter(proposal_id=proposal_id).exists()
-    ok, reason = quorum.quorum_certificate_verify(proposal=Proposal(id=proposal_id))
+    ok, reason = quorum_certificate_verify(proposal_id=proposal_id)
     assert ok is False
     assert "quorum.failed" in audit_kinds(proposal_id)
 
 
 def test_altering_an_approved_decision_voids_its_quorum_certificate(post, queues):
     proposal_id = post()
-    assert quorum.quorum_certificate_verify(proposal=Proposal(id=proposal_id))[0] is True
+    assert quorum_certificate_verify(proposal_id=proposal_id)[0] is True
 
     decision = Decision.objects.get(proposal_id=proposal_id)
     decision.approved_quantity = Decimal("5.0000")
     # Even with a digest column made to match the edited row, the engine's recomputation disagrees.
     Decision.objects.filter(proposal_id=proposal_id).update(
-        approved_quantity=decision.approved_quantity, digest=quorum.decision_digest_current(decision)
+        approved_quantity=decision.approved_quantity, digest=digests.decision_row_digest(decision)
     )
-    ok, reason = quorum.quorum_certificate_verify(proposal=Proposal(id=proposal_id))
+    ok, reason = quorum_certificate_verify(proposal_id=proposal_id)
     assert ok is False and "recomputed decision is approve 0.0010, stored decision is approve 5.0000" in reason
 
 
@@ -193,7 +203,7 @@ def test_a_vote_with_a_forged_signature_is_refused_and_audited(post, queues):
     decision = Decision.objects.get(proposal_id=proposal_id)
     risk_key_id = keys.node_signer("risk").key_id
     forger = SigningKey.generate()
-    message = quorum.vote_message(
+    message = digests.vote_message(
         proposal_id=proposal_id, decision_digest=decision.digest, node="risk", verdict="approve", key_id=risk_key_id
     )
 
@@ -217,7 +227,7 @@ def test_a_signature_by_one_node_does_not_count_as_another(post, queues):
     proposal_id = post()
     decision = Decision.objects.get(proposal_id=proposal_id)
     risk = keys.node_signer("risk")
-    message = quorum.vote_message(
+    message = digests.vote_message(
         proposal_id=proposal_id, decision_digest=decision.digest, node="portfolio", verdict="approve", key_id=risk.key_id
     )
 
@@ -245,7 +255,7 @@ def test_a_forged_vote_row_written_into_the_database_does_not_count(api, post, q
     q = fetch(api, proposal_id)["quorum"]
     assert q["approvals"] == 1 and q["met"] is False
     assert [v["verified"] for v in q["votes"] if v["node"] == "portfolio"] == [False]
-    assert quorum.quorum_certificate_verify(proposal=Proposal(id=proposal_id)) == (
+    assert quorum_certificate_verify(proposal_id=proposal_id) == (
         False,
         "1 verifying approvals of the current decision; 2 required",
     )
@@ -255,7 +265,7 @@ def test_a_second_vote_from_the_same_node_is_refused(post, queues):
     proposal_id = post()
     first = Vote.objects.get(proposal_id=proposal_id, node="risk")
     risk = keys.node_signer("risk")
-    message = quorum.vote_message(
+    message = digests.vote_message(
         proposal_id=proposal_id, decision_digest=first.decision_digest, node="risk", verdict="reject", key_id=risk.key_id
     )
 
@@ -288,19 +298,40 @@ def test_the_execution_node_rejects_after_a_breaker_trips_and_two_approvals_stil
     votes = {v.node: v for v in queues.deliver_held()}
 
     assert votes["execution"].verdict == "reject"
-    assert votes["execution"].reason == "circuit breaker tripped: venue_errors"
+    assert votes["execution"].reason == "execution rules fail: circuit_breaker: tripped: venue_errors"
     assert votes["risk"].verdict == votes["portfolio"].verdict == "approve"
     assert Proposal.objects.get(id=proposal_id).status in APPROVED
 
 
-def test_the_execution_node_rejects_while_the_venue_is_unhealthy(post, queues, monkeypatch):
+def test_the_execution_node_rejects_while_the_router_reports_the_venue_unhealthy(post, queues):
     queues.stop("risk", "portfolio", "execution")
     proposal_id = post()
-    monkeypatch.setattr(nodes, "venue_health", lambda: (False, "sandbox down"))
+    VenueHealth.objects.filter(venue="sandbox").update(healthy=False, detail="sandbox (not live) down")
 
     vote = nodes.node_vote(proposal_id=proposal_id, node="execution")
 
-    assert (vote.verdict, vote.reason) == ("reject", "venue unhealthy: sandbox down")
+    assert (vote.verdict, vote.reason) == ("reject", "venue unhealthy: sandbox (not live) down")
+
+
+def test_the_execution_node_rejects_when_the_router_has_not_probed_the_venue_lately(post, queues):
+    queues.stop("risk", "portfolio", "execution")
+    proposal_id = post()
+    VenueHealth.objects.update(checked_at=timezone.now() - timedelta(minutes=5))
+
+    vote = nodes.node_vote(proposal_id=proposal_id, node="execution")
+
+    assert vote.verdict == "reject"
+    assert vote.reason == "venue unhealthy: venue health of sandbox is 300 s old (the router has not probed it since)"
+
+
+def test_a_node_process_never_builds_a_venue(post, queues, settings, monkeypatch):
+    # A node given a live venue without credentials would reject everything if it built one.
+    queues.stop("risk", "portfolio", "execution")
+    proposal_id = post()
+    settings.CHRONOSX_VENUE = "weex"
+    monkeypatch.setattr("exchange.venues.venue_for", lambda name: pytest.fail("a node built a venue"))
+
+    assert nodes.node_vote(proposal_id=proposal_id, node="execution").verdict == "approve"
 
 
 def test_the_portfolio_node_rereads_exposure_from_the_ledger(post, queues):
@@ -353,9 +384,6 @@ def test_a_blocked_decision_goes_to_no_vote(api, seeded):
 
 
 def test_quorum_required_comes_from_the_ruleset(api, post, queues):
-    from governance.selectors import ruleset_current
-    from governance.services import ruleset_new_draft, ruleset_publish
-
     draft = ruleset_new_draft(source=ruleset_current(), actor="test")
     draft.quorum_required = 3
     draft.save()
@@ -381,14 +409,3 @@ def test_the_documented_snippet_verifies_every_vote(api, post, queues, capsys):
     assert namespace["quorum_holds"](body, public_keys) == (True, ["execution", "portfolio", "risk"])
     body["quorum"]["votes"][0]["signature"] = body["quorum"]["votes"][1]["signature"]
     assert namespace["quorum_holds"](body, public_keys)[1] == sorted(v["node"] for v in body["quorum"]["votes"][1:])
-
-
-def test_venue_health_is_read_from_the_exchange_layer_when_it_reports_it(monkeypatch):
-    import exchange.venues
-
-    monkeypatch.delattr(exchange.venues, "venue_health", raising=False)
-    assert nodes.venue_health() == (True, "venue health not reported")
-    monkeypatch.setattr(exchange.venues, "venue_health", lambda: {"healthy": False, "detail": "maintenance"}, raising=False)
-    assert nodes.venue_health() == (False, "maintenance")
-    monkeypatch.setattr(exchange.venues, "venue_health", lambda: 1 / 0)
-    assert nodes.venue_health() == (False, "venue health check failed: ZeroDivisionError: division by zero")

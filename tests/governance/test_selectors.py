@@ -7,8 +7,8 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from governance import selectors
 from governance.models import Decision, Instrument, Proposal, Ruleset, Strategy
+from governance.selectors.context import decision_context
 
 
 def open_proposal(agent, status="approved", quantity="0.0100"):
@@ -30,7 +30,7 @@ def open_proposal(agent, status="approved", quantity="0.0100"):
 
 def context_queries(proposal):
     with CaptureQueriesContext(connection) as queries:
-        context = selectors.decision_context(proposal=proposal, trading_enabled=True, trading_reason="")
+        context = decision_context(proposal=proposal, trading_enabled=True, trading_reason="")
     return len(queries), context
 
 

@@ -7,13 +7,13 @@ import signal
 import pytest
 
 from exchange.models import Order
-from governance import quorum
-from governance.models import Decision, NodeHeartbeat, NodeKey, Proposal, Vote
-from governance.selectors import ruleset_current
-from governance.services import ruleset_new_draft, ruleset_publish
+from governance.models import Decision, NodeKey, Proposal, Vote, WorkerHeartbeat
+from governance.selectors.controls import ruleset_current
+from governance.selectors.quorum import quorum_certificate_verify, quorum_summary
+from governance.services.rulesets import ruleset_new_draft, ruleset_publish
 from governance.tasks import node_vote_task
 from ledger.models import AuditEvent
-from tests.conftest import post_proposal
+from tests.builders import post_proposal
 from tests.integration.workers import broker, start_worker, stop_worker, wait_for
 
 pytestmark = pytest.mark.integration
@@ -64,18 +64,18 @@ def test_three_node_processes_approve_with_two_and_expire_with_one(api, trading_
             )
         try:
             # Each node process beats with its own key once it is ready.
-            wait_for(lambda: NodeHeartbeat.objects.count() == 3, timeout=60, what="three node heartbeats")
+            wait_for(lambda: WorkerHeartbeat.objects.filter(kind__in=NODES).count() == 3, timeout=60, what="three node heartbeats")
             registered = {k.node: k.key_id for k in NodeKey.objects.all()}
-            assert {hb.node: hb.key_id for hb in NodeHeartbeat.objects.all()} == registered
+            assert {hb.kind: hb.key_id for hb in WorkerHeartbeat.objects.filter(kind__in=NODES)} == registered
 
             # 1. All three up: approved, three verifying signatures, one order.
             first = post_proposal(api).json()["id"]
             wait_for(lambda: len(voters(first)) == 3, timeout=30, what="three votes")
             assert status(first) in APPROVED
-            summary = quorum.quorum_summary(proposal=Proposal.objects.get(id=first))
+            summary = quorum_summary(proposal=Proposal.objects.get(id=first))
             assert (summary["approvals"], summary["met"]) == (3, True)
             assert all(v["verified"] and v["key_id"] == registered[v["node"]] for v in summary["votes"])
-            assert quorum.quorum_certificate_verify(proposal=Proposal(id=first))[0] is True
+            assert quorum_certificate_verify(proposal_id=first)[0] is True
             wait_for(lambda: Order.objects.filter(proposal_id=first).exists(), timeout=30, what="the routed order")
 
             # 2. Execution node killed: risk and portfolio still carry it.
@@ -83,7 +83,7 @@ def test_three_node_processes_approve_with_two_and_expire_with_one(api, trading_
             second = post_proposal(api).json()["id"]
             wait_for(lambda: status(second) in APPROVED, timeout=30, what="approval by two nodes")
             assert voters(second) == ["portfolio", "risk"]
-            assert quorum.quorum_certificate_verify(proposal=Proposal(id=second))[0] is True
+            assert quorum_certificate_verify(proposal_id=second)[0] is True
             wait_for(lambda: Order.objects.filter(proposal_id=second).exists(), timeout=30, what="the routed order")
 
             # 3. Portfolio killed too: one approval is no quorum; expired at the deadline, nothing routed.
@@ -104,7 +104,7 @@ def test_three_node_processes_approve_with_two_and_expire_with_one(api, trading_
             decided_at = Decision.objects.get(proposal_id=third).decided_at
             assert (proposal.status_changed_at - decided_at).total_seconds() >= VOTE_TIMEOUT
             assert voters(third) == ["risk"]
-            assert quorum.quorum_certificate_verify(proposal=proposal)[0] is False
+            assert quorum_certificate_verify(proposal_id=proposal.id)[0] is False
             assert not Order.objects.filter(proposal_id=third).exists()
         finally:
             for worker in workers.values():

@@ -6,7 +6,7 @@ import time
 import pytest
 
 from governance.models import Decision, Proposal
-from tests.conftest import post_proposal
+from tests.builders import post_proposal
 from tests.integration.workers import broker, start_worker, stop_worker, wait_for
 
 pytestmark = pytest.mark.integration

@@ -10,12 +10,12 @@ import signal
 import pytest
 
 from exchange.models import Order
-from exchange.services import client_order_id_for
+from exchange.services.orders import client_order_id_for
+from governance.models import Proposal, VenueHealth
 from governance.nodes import node_vote
-from governance.models import Proposal
-from governance.services import proposal_evaluate
+from governance.services.evaluation import proposal_evaluate
 from ledger.models import AuditEvent
-from tests.conftest import post_proposal
+from tests.builders import post_proposal
 from tests.integration.workers import broker, start_worker, stop_worker, wait_for
 from tests.weex_server import WeexTestServer
 
@@ -111,3 +111,30 @@ def test_a_router_worker_killed_mid_send_leaves_an_order_the_reconciler_settles_
             assert order.fills.count() == 1 and order.filled_quantity == order.quantity
         sent = [len(posts_for(server, client_order_id_for(p.id))) for p in more]
         assert sent == [1, 1, 1, 2, 1, 1]  # only the order the venue never got was sent twice
+
+
+def test_the_execution_node_reads_the_venue_going_down_from_the_router_process(api, trading_enabled, settings, tmp_path):
+    """Only the router holds credentials and talks to the venue. This process (the nodes)
+    stays on the sandbox setting and never builds a venue; its execution node learns that
+    WEEX is down from what the router process recorded, while risk and portfolio approve."""
+    VenueHealth.objects.all().delete()  # nothing recorded but what the router records
+    with WeexTestServer(api_key=API_KEY, secret=SECRET, passphrase=PASSPHRASE) as server, broker(settings):
+        router = start_worker(queues=["router"], name="router", log_dir=tmp_path, env=router_env(server))
+        try:
+            wait_for(lambda: VenueHealth.objects.filter(venue="weex", healthy=True).exists(), timeout=60, what="a healthy probe")
+            server.stop()
+            wait_for(lambda: VenueHealth.objects.filter(venue="weex", healthy=False).exists(), timeout=30, what="the router to see it down")
+
+            proposal = Proposal.objects.get(id=post_proposal(api).json()["id"])
+            proposal_evaluate(proposal_id=proposal.id)
+            votes = {}
+            for node in ("risk", "portfolio", "execution"):
+                settings.CHRONOSX_NODE = node
+                votes[node] = node_vote(proposal_id=proposal.id, node=node)
+            settings.CHRONOSX_NODE = ""
+        finally:
+            stop_worker(router)
+
+    assert settings.CHRONOSX_VENUE == "sandbox"
+    assert (votes["execution"].verdict, votes["execution"].reason) == ("reject", "venue unhealthy: weex (live) down")
+    assert votes["risk"].verdict == votes["portfolio"].verdict == "approve"

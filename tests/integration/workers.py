@@ -12,7 +12,6 @@ import time
 from contextlib import contextmanager
 from pathlib import Path
 
-import pytest
 from django.db import connection
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -21,14 +20,18 @@ ROOT = Path(__file__).resolve().parents[2]
 def redis_url() -> str:
     url = os.environ.get("CHRONOSX_TEST_REDIS_URL")
     if not url:
-        pytest.skip("integration: CHRONOSX_TEST_REDIS_URL is not set (scripts/services-up prints it)")
+        from tests.ci_services import service_missing  # fails instead under CI=true
+
+        service_missing("integration: needs Redis, CHRONOSX_TEST_REDIS_URL is not set (scripts/services-up prints it)")
     return url
 
 
 def database_url() -> str:
     s = connection.settings_dict
     if s["ENGINE"] != "django.db.backends.postgresql":
-        pytest.skip("integration: needs PostgreSQL (set DATABASE_URL)")
+        from tests.ci_services import service_missing  # fails instead under CI=true
+
+        service_missing("integration: needs PostgreSQL (set DATABASE_URL)")
     return f"postgres://{s['USER']}:{s['PASSWORD']}@{s['HOST'] or '127.0.0.1'}:{s['PORT'] or 5432}/{s['NAME']}"
 
 

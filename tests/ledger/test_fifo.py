@@ -1,14 +1,20 @@
 """FIFO lots and realized PnL, with every expected number computed by hand in the comments."""
 
-from datetime import datetime, timezone as dt_timezone
+from datetime import datetime
+from datetime import timezone as dt_timezone
 from decimal import Decimal
 
 import pytest
 
 from ledger.models import AuditEvent, Fill, Lot, Position, RealizedPnl
-from ledger.selectors import audit_chain_verify, fees_paid_by_asset, realized_pnl_by, realized_pnl_total
+from ledger.selectors import (
+    audit_chain_verify,
+    fees_paid_by_asset,
+    realized_pnl_by,
+    realized_pnl_total,
+)
 from ledger.services import CloseExceedsPosition
-from tests.ledger.conftest import Book, D
+from tests.builders import Book, D
 
 
 def test_opening_fills_add_lots_with_their_fee_and_the_position_follows(book):

@@ -3,8 +3,8 @@
 from rest_framework.test import APIClient
 
 from governance.models import Ruleset
-from governance.services import ruleset_new_draft, ruleset_publish
-from tests.ledger.conftest import Book
+from governance.services.rulesets import ruleset_new_draft, ruleset_publish
+from tests.builders import Book
 
 
 def get_portfolio(client):
@@ -91,7 +91,8 @@ def test_the_portfolio_needs_authentication(db):
 
 
 def test_realized_pnl_per_day_is_served_for_the_agents_strategies_only(api):
-    from datetime import datetime, timezone as dt_timezone
+    from datetime import datetime
+    from datetime import timezone as dt_timezone
 
     mine, theirs = Book(strategy="demo"), Book(strategy="someone-else")
     for book in (mine, theirs):

@@ -8,8 +8,8 @@ from django.utils import timezone
 
 from governance.models import AssetLimit, Decision, Ruleset
 from governance.replay import decision_replay
-from governance.services import ruleset_new_draft, ruleset_publish
-from tests.conftest import post_proposal, proposal_body
+from governance.services.rulesets import ruleset_new_draft, ruleset_publish
+from tests.builders import post_proposal, proposal_body
 
 
 def run(*args):
@@ -86,7 +86,7 @@ def test_a_decision_whose_stored_outcome_was_altered_is_reported_differing(histo
 
 
 def test_a_rewritten_row_with_a_fresh_digest_is_still_caught_by_the_audited_digest(history):
-    from governance.services import decision_digest
+    from governance.digests import decision_digest
 
     approved = history[0][0]["id"]
     decision = Decision.objects.get(proposal_id=approved)

@@ -2,7 +2,7 @@ from django.core.management.base import BaseCommand, CommandError
 from django.db import IntegrityError
 
 from governance.models import Agent
-from governance.services import agent_create
+from governance.services.agents import agent_create
 
 
 class Command(BaseCommand):

@@ -1,8 +1,17 @@
 from django.core.management.base import BaseCommand
 from django.db import transaction
 
-from governance.models import AssetLimit, CircuitBreaker, Instrument, Ruleset, Strategy, StrategyBudget, TradingState
-from governance.services import ruleset_new_draft, ruleset_publish
+from governance.keys import node_keys_ensure
+from governance.models import (
+    AssetLimit,
+    CircuitBreaker,
+    Instrument,
+    Ruleset,
+    Strategy,
+    StrategyBudget,
+    TradingState,
+)
+from governance.services.rulesets import ruleset_new_draft, ruleset_publish
 
 INSTRUMENTS = [
     {"symbol": "BTCUSDT", "base_asset": "BTC", "min_quantity": "0.0001", "quantity_step": "0.0001"},
@@ -30,8 +39,6 @@ class Command(BaseCommand):
             ruleset = Ruleset.objects.filter(status=Ruleset.Status.PUBLISHED).order_by("-version").first()
             if ruleset is None:
                 ruleset = self._publish_demo_ruleset(demo)
-        from governance.keys import node_keys_ensure
-
         created = node_keys_ensure()
         self.stdout.write(f"instruments: {', '.join(s['symbol'] for s in INSTRUMENTS)}")
         self.stdout.write(f"strategy: demo; ruleset v{ruleset.version} published ({ruleset.mode})")

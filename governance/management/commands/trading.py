@@ -2,7 +2,7 @@ import getpass
 
 from django.core.management.base import BaseCommand
 
-from governance.services import trading_enable, trading_halt
+from governance.services.controls import trading_enable, trading_halt
 
 
 class Command(BaseCommand):

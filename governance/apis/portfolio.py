@@ -7,7 +7,8 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from governance.auth import AgentTokenAuthentication
-from governance.models import Agent
+from governance.models import Agent, Mode
+from governance.selectors.controls import ruleset_current
 from ledger.selectors import portfolio_report, realized_pnl_by
 
 
@@ -23,7 +24,9 @@ class PortfolioApi(APIView):
 
     @extend_schema(responses=dict, summary="Realized-only portfolio of the agent's strategies (staff: all)")
     def get(self, request):
-        return Response(portfolio_report(strategies=visible_strategies(request.user)))
+        ruleset = ruleset_current()
+        mode = ruleset.mode if ruleset else Mode.ALPHA
+        return Response(portfolio_report(strategies=visible_strategies(request.user), mode=mode))
 
 
 def _day(params, name):

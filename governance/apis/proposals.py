@@ -4,14 +4,14 @@ import uuid
 from django.utils import timezone
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import exceptions, serializers
-from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from chronosx.api import IdempotencyKeyRequired, check_body_size
-from governance import selectors, services
 from governance.models import Proposal
+from governance.selectors.proposals import agent_bound_to, proposal_get, proposal_list
 from governance.serializers import ProposalInSerializer, ProposalSerializer
+from governance.services.proposals import proposal_submit, request_hash
 
 IDEMPOTENCY_KEY = re.compile(r"^[A-Za-z0-9_.:\-]{1,64}$")
 
@@ -42,15 +42,15 @@ class ProposalListCreateApi(APIView):
         data = dict(serializer.validated_data)
         strategy = _bound_strategy(request.user, data.pop("strategy"))
         data["instrument"] = data.pop("symbol")
-        proposal, created = services.proposal_submit(
+        proposal, created = proposal_submit(
             agent=request.user,
             strategy=strategy,
             data=data,
             idempotency_key=key,
-            body_hash=services.request_hash(body),
+            body_hash=request_hash(body),
             received_at=received_at,
         )
-        proposal = selectors.proposal_get(agent=request.user, proposal_id=proposal.id)
+        proposal = proposal_get(agent=request.user, proposal_id=proposal.id)
         location = request.build_absolute_uri(f"/api/v1/proposals/{proposal.id}/")
         return Response(ProposalSerializer(proposal).data, status=202 if created else 200, headers={"Location": location})
 
@@ -67,14 +67,14 @@ class ProposalListCreateApi(APIView):
         params = ProposalFilterSerializer(data=request.query_params)
         params.is_valid(raise_exception=True)
         strategy = params.validated_data.get("strategy")
-        if strategy and selectors.agent_bound_to(agent=request.user, strategy_slug=strategy) is None:
+        if strategy and agent_bound_to(agent=request.user, strategy_slug=strategy) is None:
             raise exceptions.PermissionDenied(f"this agent may not act for strategy {strategy!r}")
-        proposals = selectors.proposal_list(agent=request.user, **params.validated_data)
+        proposals = proposal_list(agent=request.user, **params.validated_data)
         return Response(ProposalSerializer(proposals, many=True).data)
 
 
 def _bound_strategy(agent, slug):
-    strategy = selectors.agent_bound_to(agent=agent, strategy_slug=slug)
+    strategy = agent_bound_to(agent=agent, strategy_slug=slug)
     if strategy is None:
         raise exceptions.PermissionDenied(f"this agent may not act for strategy {slug!r}")
     return strategy
@@ -94,20 +94,7 @@ class ProposalDetailApi(APIView):
             proposal_id = uuid.UUID(proposal_id)
         except ValueError:
             raise exceptions.NotFound(f"no proposal {proposal_id}")
-        proposal = selectors.proposal_get(agent=request.user, proposal_id=proposal_id)
+        proposal = proposal_get(agent=request.user, proposal_id=proposal_id)
         if proposal is None:
             raise exceptions.NotFound(f"no proposal {proposal_id}")
         return Response(ProposalSerializer(proposal).data)
-
-
-class HealthApi(APIView):
-    authentication_classes = []
-    permission_classes = [AllowAny]
-    throttle_classes = []
-
-    @extend_schema(responses={200: dict, 503: dict}, summary="Health: 200 when able to accept proposals")
-    def get(self, request):
-        from governance.health import health_report
-
-        report = health_report()
-        return Response(report, status=503 if report["status"] == "down" else 200)

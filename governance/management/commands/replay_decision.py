@@ -3,8 +3,8 @@ from datetime import datetime
 
 from django.core.management.base import BaseCommand, CommandError
 
-from governance.replay import decision_replay, decisions_replay
 from governance.models import Decision
+from governance.replay import decision_replay, decisions_replay
 
 
 def _iso(value: str) -> datetime:

@@ -10,10 +10,15 @@ from decimal import Decimal
 from django.conf import settings
 from django.utils import timezone
 
-from governance.health import HEARTBEAT_FRESH_SECONDS, health_report
-from governance.models import CircuitBreaker, Node, NodeHeartbeat, Proposal, TradingState
-from governance.quorum import quorum_summary
-from governance.selectors import proposal_prefetch, ruleset_current
+from governance.models import CircuitBreaker, Mode, Node, Proposal, WorkerHeartbeat
+from governance.selectors.controls import (
+    quorum_in_force,
+    ruleset_current,
+    trading_state,
+)
+from governance.selectors.health import HEARTBEAT_FRESH_SECONDS, health_report
+from governance.selectors.proposals import proposal_prefetch
+from governance.selectors.quorum import quorum_summary
 from ledger.models import Fill
 from ledger.selectors import portfolio_report
 
@@ -61,19 +66,14 @@ def health_status() -> dict:
         "broker": report["broker"],
         "nodes_alive": sum(1 for n in report["nodes"].values() if n["alive"]),
         "nodes_total": len(Node.values),
-        "quorum_required": _quorum_required(),
+        "quorum_required": quorum_in_force(),
     }
-
-
-def _quorum_required() -> int:
-    ruleset = ruleset_current()
-    return ruleset.quorum_required if ruleset else 2
 
 
 def nodes_status() -> dict:
     """Each MPC node: alive by health_report's rule, plus what its heartbeat row says."""
     report = health_report()
-    beats = {hb.node: hb for hb in NodeHeartbeat.objects.all()}
+    beats = {hb.kind: hb for hb in WorkerHeartbeat.objects.filter(kind__in=Node.values)}
     now = timezone.now()
     rows = []
     for node in Node.values:
@@ -95,7 +95,7 @@ def nodes_status() -> dict:
 
 def controls_status() -> dict:
     """The global trading switch and every circuit breaker, with who, why and since when."""
-    state = TradingState.objects.filter(pk=1).first() or TradingState(pk=1)
+    state = trading_state()
     breakers = list(CircuitBreaker.objects.order_by("name"))
     return {
         "trading": state,
@@ -155,7 +155,8 @@ def proposals_trace(*, selected: str = "", limit: int = TRACE_LIMIT) -> list[dic
 
 def portfolio_status() -> dict:
     """Realized-only metrics (ledger's portfolio_report), plus how much of it is sandbox data."""
-    report = portfolio_report(strategies=None)
+    ruleset = ruleset_current()
+    report = portfolio_report(strategies=None, mode=ruleset.mode if ruleset else Mode.ALPHA)
     fees: dict[tuple[bool, str], Decimal] = {}
     counts = {True: 0, False: 0}
     for live, fee_asset, fee in Fill.objects.values_list("live", "fee_asset", "fee"):
@@ -163,7 +164,7 @@ def portfolio_status() -> dict:
         fees[(live, fee_asset)] = fees.get((live, fee_asset), Decimal(0)) + fee
     return {
         "report": report,
-        "alpha": report["mode"] == "alpha",
+        "alpha": report["mode"] == Mode.ALPHA,
         "alpha_reason": ALPHA_PNL_REASON,
         "by_asset": sorted(report["exposure"]["by_asset"].items()),
         "by_strategy": sorted(report["exposure"]["by_strategy"].items()),

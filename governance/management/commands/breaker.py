@@ -3,7 +3,7 @@ import getpass
 from django.core.management.base import BaseCommand, CommandError
 
 from governance.models import CircuitBreaker
-from governance.services import breaker_reset, breaker_trip
+from governance.services.controls import breaker_reset, breaker_trip
 
 
 class Command(BaseCommand):

@@ -1,41 +1,24 @@
+"""The decision context: everything outside the proposal that the rules look at, as plain data.
+
+It is stored with every decision (`inputs.context`), so a replay never reads the database."""
+
 from datetime import timedelta
 from decimal import Decimal
 
 from django.db.models import Q
 
 from governance import engine
-from governance.models import CircuitBreaker, Decision, Proposal, Ruleset, Strategy
+from governance.models import Decision, Proposal
+from governance.selectors.controls import breakers_tripped
 from ledger.models import Position
 
 # Proposals whose approved quantity may still reach the market: it counts against caps.
-RESERVING_STATUSES = ("pending", "approved", "routed", "partially_filled")
-
-
-def ruleset_current() -> Ruleset | None:
-    return Ruleset.objects.filter(status=Ruleset.Status.PUBLISHED).order_by("-version").first()
-
-
-def breakers_tripped() -> list[str]:
-    return list(CircuitBreaker.objects.filter(tripped=True).order_by("name").values_list("name", flat=True))
-
-
-def proposal_engine_input(*, proposal: Proposal) -> dict:
-    """The proposal as the engine sees it: exact strings, ISO times."""
-    return {
-        "id": str(proposal.id),
-        "strategy": proposal.strategy.slug,
-        "symbol": proposal.instrument.symbol,
-        "side": proposal.side,
-        "quantity": str(proposal.quantity),
-        "order_type": proposal.order_type,
-        "limit_price": None if proposal.limit_price is None else str(proposal.limit_price),
-        "reference_price": str(proposal.reference_price),
-        "expected_slippage_bps": str(proposal.expected_slippage_bps),
-        "confidence": str(proposal.confidence),
-        "signal_time": proposal.signal_time.isoformat(),
-        "received_at": proposal.received_at.isoformat(),
-        "intent": proposal.intent,
-    }
+RESERVING_STATUSES = (
+    Proposal.Status.PENDING,
+    Proposal.Status.APPROVED,
+    Proposal.Status.ROUTED,
+    Proposal.Status.PARTIALLY_FILLED,
+)
 
 
 def _reserved(*, exclude_id):
@@ -54,7 +37,7 @@ def _reserved(*, exclude_id):
         remaining = decision.approved_quantity - filled
         if remaining <= 0:
             continue
-        sign = 1 if proposal.side == "buy" else -1
+        sign = 1 if proposal.side == Proposal.Side.BUY else -1
         price = engine.notional_price(
             {"order_type": proposal.order_type, "limit_price": proposal.limit_price, "reference_price": proposal.reference_price}
         )
@@ -88,7 +71,7 @@ def decision_context(*, proposal: Proposal, trading_enabled: bool, trading_reaso
 
     for r_strategy, r_instrument, signed_qty, notional, intent in reserved:
         key = (r_strategy, r_instrument)
-        if intent == "close":
+        if intent == Proposal.Intent.CLOSE:
             # A pending close may not be counted twice against the same lots.
             if key == (strategy_id, instrument_id):
                 closable -= abs(signed_qty)
@@ -127,26 +110,3 @@ def decision_context(*, proposal: Proposal, trading_enabled: bool, trading_reaso
         "has_open_position": (strategy_id, instrument_id) in open_keys,
         "proposals_last_minute": recent,
     }
-
-
-def proposal_list(*, agent, strategy: str | None = None, status: str | None = None, limit: int = 100):
-    qs = Proposal.objects.filter(strategy__in=agent.strategies.all())
-    if strategy:
-        qs = qs.filter(strategy__slug=strategy)
-    if status:
-        qs = qs.filter(status=status)
-    return proposal_prefetch(qs.order_by("-received_at")[:limit])
-
-
-def proposal_get(*, agent, proposal_id) -> Proposal | None:
-    """A proposal the agent may see: one of its strategies' (BOLA-safe)."""
-    qs = Proposal.objects.filter(id=proposal_id, strategy__in=agent.strategies.all())
-    return proposal_prefetch(qs).first()
-
-
-def proposal_prefetch(qs):
-    return qs.select_related("strategy", "instrument", "decision").prefetch_related("votes", "orders__fills")
-
-
-def agent_bound_to(*, agent, strategy_slug: str) -> Strategy | None:
-    return agent.strategies.filter(slug=strategy_slug).first()

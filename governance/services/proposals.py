@@ -1,0 +1,104 @@
+"""Proposals: submission, and the proposal lifecycle (one transitions table, one transition function)."""
+
+from datetime import timedelta
+
+from django.db import IntegrityError, transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from chronosx import pipeline
+from chronosx.api import IdempotencyConflict
+from chronosx.canonical import canonical_json, sha256_hex
+from governance.models import Agent, Proposal, Strategy
+from governance.selectors.proposals import proposal_engine_input
+from ledger.services import audit_record
+
+S = Proposal.Status
+
+# Every status a proposal may move to, from each status. Final statuses lead nowhere.
+#   pending  -> approved (quorum met) | blocked (rules, or quorum impossible) | expired (no quorum in time)
+#   approved -> the order's progress at the venue, or expired (an approval too old to send)
+PROPOSAL_TRANSITIONS = {
+    S.PENDING: {S.APPROVED, S.BLOCKED, S.EXPIRED},
+    S.APPROVED: {S.ROUTED, S.PARTIALLY_FILLED, S.FILLED, S.REJECTED, S.CANCELLED, S.EXPIRED},
+    S.ROUTED: {S.PARTIALLY_FILLED, S.FILLED, S.REJECTED, S.CANCELLED},
+    S.PARTIALLY_FILLED: {S.FILLED, S.CANCELLED},
+}
+
+
+@transaction.atomic
+def proposal_transition(*, proposal_id, to: str, actor: str, reason: str, only_from=None, extra=None) -> bool:
+    """Move a proposal to `to` if the transitions table allows it from its status now
+    (and, with `only_from`, only from those). The row is locked, so two workers never
+    both make a transition; the audit event is written in the same transaction.
+    Returns whether the proposal moved."""
+    allowed = {status for status, targets in PROPOSAL_TRANSITIONS.items() if to in targets}
+    if only_from is not None:
+        allowed &= set(only_from)
+    current = Proposal.objects.select_for_update().filter(id=proposal_id).values_list("status", flat=True).first()
+    if current not in allowed:
+        return False
+    Proposal.objects.filter(id=proposal_id, status=current).update(status=to, status_changed_at=timezone.now())
+    audit_record(
+        kind="proposal.status",
+        actor=actor,
+        proposal_id=proposal_id,
+        payload={"from": current, "to": to, "reason": reason, **(extra or {})},
+    )
+    return True
+
+
+def request_hash(body: dict) -> str:
+    return sha256_hex(canonical_json(body))
+
+
+def proposal_submit(
+    *, agent: Agent, strategy: Strategy, data: dict, idempotency_key: str, body_hash: str, received_at
+) -> tuple[Proposal, bool]:
+    """Store a proposal and enqueue its evaluation after commit.
+
+    Returns (proposal, created). The same key with the same body returns the first
+    proposal; with another body it raises IdempotencyConflict. The uniqueness is the
+    database's, so concurrent duplicates cannot both insert.
+    """
+    try:
+        with transaction.atomic():
+            proposal = Proposal.objects.create(
+                agent=agent,
+                strategy=strategy,
+                idempotency_key=idempotency_key,
+                request_hash=body_hash,
+                received_at=received_at,
+                status_changed_at=received_at,
+                **data,
+            )
+            audit_record(
+                kind="proposal.received",
+                actor=f"agent:{agent.name}",
+                proposal_id=proposal.id,
+                payload={"proposal": proposal_engine_input(proposal=proposal), "idempotency_key": idempotency_key},
+            )
+            # With the broker down the proposal is still stored and answered; the
+            # sweeper enqueues it once the broker is back.
+            pipeline.after_commit(pipeline.EVALUATE, proposal.id)
+    except IntegrityError:
+        existing = Proposal.objects.filter(agent=agent, idempotency_key=idempotency_key).first()
+        if existing is None:
+            raise
+        if existing.request_hash != body_hash:
+            raise IdempotencyConflict()
+        return existing, False
+    return proposal, True
+
+
+def proposals_claim_for_sweep(*, proposal_ids, now, every_seconds: float) -> list:
+    """Of these stuck proposals, the ones a sweeper may re-enqueue now: each at most once
+    per `every_seconds`. A slow worker's backlog is then not multiplied by the sweeper
+    (a conditional update per proposal, so two sweepers never both claim one)."""
+    due_before = now - timedelta(seconds=every_seconds)
+    claimed = []
+    for proposal_id in proposal_ids:
+        due = Proposal.objects.filter(id=proposal_id).filter(Q(swept_at__isnull=True) | Q(swept_at__lt=due_before))
+        if due.update(swept_at=now):
+            claimed.append(proposal_id)
+    return claimed
