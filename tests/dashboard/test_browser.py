@@ -7,6 +7,7 @@ import pytest
 from django.utils import timezone
 
 from governance.models import WorkerHeartbeat
+from tests.ci_services import service_missing  # fails instead of skipping under CI=true
 from tests.dashboard.chromium import Chromium, chromium_missing_reason
 
 SCREENSHOT = Path("/tmp/chronosx-dashboard.png")
@@ -19,8 +20,6 @@ pytestmark = pytest.mark.integration
 def browser(tmp_path):
     reason = chromium_missing_reason()
     if reason:
-        from tests.ci_services import service_missing  # fails instead under CI=true
-
         service_missing(f"browser test: {reason}")
     with Chromium(tmp_path / "profile") as chromium:
         yield chromium

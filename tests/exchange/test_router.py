@@ -19,6 +19,7 @@ from governance.models import CircuitBreaker, Proposal
 from governance.services.controls import breaker_trip, trading_halt
 from ledger.models import AuditEvent, Fill, Position
 from tests.builders import posts, posts_for
+from tests.ci_services import service_missing  # fails instead of skipping under CI=true
 
 
 def kinds(proposal):
@@ -284,8 +285,6 @@ def test_a_dead_router_s_order_that_did_reach_the_venue_is_adopted_not_resent(ma
 @pytest.mark.django_db(transaction=True)
 def test_concurrent_routers_for_one_proposal_send_one_order(make_approved, certified, weex):
     if connection.vendor != "postgresql":
-        from tests.ci_services import service_missing  # fails instead under CI=true
-
         service_missing("needs PostgreSQL row locks")
     proposal = make_approved()
     barrier = threading.Barrier(4)

@@ -16,6 +16,7 @@ from governance.services.controls import breaker_reset, breaker_trip, trading_ha
 from governance.services.rulesets import ruleset_new_draft, ruleset_publish
 from ledger.models import AuditEvent, Fill, RealizedPnl
 from tests.builders import Book, post_proposal, proposal_body
+from tests.ci_services import service_missing  # fails instead of skipping under CI=true
 
 
 def verify() -> str:
@@ -86,8 +87,6 @@ def superuser_sql(sql: str):
                     conn.execute(statement)
         return
     if os.geteuid() != 0 or not shutil.which("su") or not shutil.which("psql"):
-        from tests.ci_services import service_missing  # fails instead under CI=true
-
         service_missing("needs the PostgreSQL superuser: run as root (su postgres) or set CHRONOSX_TEST_PG_SUPERUSER_URL")
     done = subprocess.run(
         ["su", "postgres", "-c", f"psql -X -q -v ON_ERROR_STOP=1 -d {connection.settings_dict['NAME']}"],
@@ -95,8 +94,6 @@ def superuser_sql(sql: str):
     )
     if done.returncode != 0:
         if "authentication" in done.stderr or "role" in done.stderr:
-            from tests.ci_services import service_missing  # fails instead under CI=true
-
             service_missing(f"cannot connect as the PostgreSQL superuser: {done.stderr.strip()}")
         raise AssertionError(done.stderr)
 
@@ -111,8 +108,6 @@ def flip_first_char(column: str, at: int = 1) -> str:
 @pytest.fixture
 def postgres_only():
     if connection.vendor != "postgresql":
-        from tests.ci_services import service_missing  # fails instead under CI=true
-
         service_missing("PostgreSQL only: SQLite has no triggers of this kind nor a superuser to bypass them")
 
 

@@ -11,6 +11,7 @@ from django.db import connection
 from governance.models import AssetLimit, Decision, Proposal, Ruleset
 from governance.services.rulesets import ruleset_new_draft, ruleset_publish
 from tests.builders import proposal_body
+from tests.ci_services import service_missing  # fails instead of skipping under CI=true
 
 pytestmark = pytest.mark.integration
 
@@ -18,8 +19,6 @@ pytestmark = pytest.mark.integration
 @pytest.fixture
 def postgres_only():
     if connection.vendor != "postgresql":
-        from tests.ci_services import service_missing  # fails instead under CI=true
-
         service_missing("needs PostgreSQL (set DATABASE_URL)")
 
 

@@ -14,23 +14,23 @@ from pathlib import Path
 
 from django.db import connection
 
+from tests.ci_services import service_missing  # fails instead of skipping under CI=true
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
 def redis_url() -> str:
+    """The test broker: a Redis database of this test process's own (pytest-xdist runs several)."""
     url = os.environ.get("CHRONOSX_TEST_REDIS_URL")
     if not url:
-        from tests.ci_services import service_missing  # fails instead under CI=true
-
         service_missing("integration: needs Redis, CHRONOSX_TEST_REDIS_URL is not set (scripts/services-up prints it)")
-    return url
+    process = int(os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw"))
+    return f"{url.rstrip('/')}/{process + 1}"
 
 
 def database_url() -> str:
     s = connection.settings_dict
     if s["ENGINE"] != "django.db.backends.postgresql":
-        from tests.ci_services import service_missing  # fails instead under CI=true
-
         service_missing("integration: needs PostgreSQL (set DATABASE_URL)")
     return f"postgres://{s['USER']}:{s['PASSWORD']}@{s['HOST'] or '127.0.0.1'}:{s['PORT'] or 5432}/{s['NAME']}"
 
