@@ -25,6 +25,27 @@ from governance.services.controls import trading_enable
 from ledger.models import AuditEvent, Position
 from ledger.services import fill_record
 
+# The checks of every decision, in the order CONTRACT.md §1 lists them, and those a smaller
+# quantity can satisfy (the only ones `modify` may answer).
+CONTRACT_ORDER = (
+    "trading_enabled",
+    "circuit_breaker",
+    "exits_enabled",
+    "instrument_enabled",
+    "min_confidence",
+    "signal_age",
+    "slippage",
+    "price_collar",
+    "max_order_notional",
+    "max_position",
+    "asset_exposure",
+    "strategy_budget",
+    "portfolio_exposure",
+    "max_open_positions",
+    "order_rate",
+)
+CONTRACT_QUANTITY_BOUND = ("max_order_notional", "max_position", "asset_exposure", "strategy_budget", "portfolio_exposure")
+
 # --- the demo installation ------------------------------------------------------------
 
 

@@ -9,24 +9,7 @@ from decimal import Decimal
 import pytest
 
 from governance.engine import CHECK_ORDER, QUANTITY_BOUND, evaluate
-
-CONTRACT_ORDER = [
-    "trading_enabled",
-    "circuit_breaker",
-    "exits_enabled",
-    "instrument_enabled",
-    "min_confidence",
-    "signal_age",
-    "slippage",
-    "price_collar",
-    "max_order_notional",
-    "max_position",
-    "asset_exposure",
-    "strategy_budget",
-    "portfolio_exposure",
-    "max_open_positions",
-    "order_rate",
-]
+from tests.builders import CONTRACT_ORDER
 
 # A sound proposal: 0.0100 BTC at 50,000 = 500 notional, well inside every limit.
 PROPOSAL = {
@@ -111,7 +94,7 @@ def test_a_sound_proposal_is_approved_with_its_own_quantity():
 
 
 def test_the_engine_order_is_the_contract_order():
-    assert list(CHECK_ORDER) == CONTRACT_ORDER
+    assert CHECK_ORDER == CONTRACT_ORDER
     assert set(QUANTITY_BOUND) == {
         "max_order_notional",
         "max_position",
@@ -133,7 +116,7 @@ def test_the_engine_order_is_the_contract_order():
 )
 def test_every_decision_lists_all_fifteen_checks_in_contract_order(overrides):
     result = decide(**overrides)
-    assert [c["rule"] for c in result["checks"]] == CONTRACT_ORDER
+    assert tuple(c["rule"] for c in result["checks"]) == CONTRACT_ORDER
     for c in result["checks"]:
         assert set(c) == {"rule", "passed", "detail"}
         assert isinstance(c["passed"], bool)

@@ -21,27 +21,10 @@ from pathlib import Path
 import pytest
 
 from governance.engine import CHECK_ORDER, QUANTITY_BOUND, evaluate, rules_reviewed_by
+from tests.builders import CONTRACT_ORDER, CONTRACT_QUANTITY_BOUND
 
 GOLDEN = json.loads(Path(__file__).with_name("engine_golden.json").read_text(encoding="utf-8"))
 PARTS = ("proposal", "context", "rules")
-CONTRACT_ORDER = (
-    "trading_enabled",
-    "circuit_breaker",
-    "exits_enabled",
-    "instrument_enabled",
-    "min_confidence",
-    "signal_age",
-    "slippage",
-    "price_collar",
-    "max_order_notional",
-    "max_position",
-    "asset_exposure",
-    "strategy_budget",
-    "portfolio_exposure",
-    "max_open_positions",
-    "order_rate",
-)
-CONTRACT_QUANTITY_BOUND = ("max_order_notional", "max_position", "asset_exposure", "strategy_budget", "portfolio_exposure")
 
 
 def recorded_inputs(case):
