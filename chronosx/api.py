@@ -1,14 +1,18 @@
-"""API plumbing shared by every app: strict JSON in, one error envelope out."""
+"""API plumbing shared by every app: strict JSON in, and the errors of the one envelope.
+
+(The handler that renders them is chronosx.errors: DRF imports this module's parser while
+it loads its own views, so this module must not import them.)"""
 
 import json
 from decimal import Decimal
 
 from django.conf import settings
-from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
-from django.http import Http404, JsonResponse
-from django.views import defaults
 from rest_framework import exceptions, status
 from rest_framework.parsers import JSONParser
+
+# JSON nested deeper than this is refused before it is parsed: the proposal is flat, and a
+# deep body would otherwise cost a recursion per level (1,000 levels: a RecursionError).
+MAX_JSON_DEPTH = 16
 
 
 class TooLarge(exceptions.APIException):
@@ -23,6 +27,12 @@ class IdempotencyKeyRequired(exceptions.APIException):
     default_detail = "an Idempotency-Key header of 1-64 characters [A-Za-z0-9_.:-] is required"
 
 
+class ServiceUnavailable(exceptions.APIException):
+    status_code = status.HTTP_503_SERVICE_UNAVAILABLE
+    default_code = "unavailable"
+    default_detail = "the database is unavailable; nothing was stored, retry shortly"
+
+
 class IdempotencyConflict(exceptions.APIException):
     status_code = status.HTTP_409_CONFLICT
     default_code = "idempotency_conflict"
@@ -31,6 +41,28 @@ class IdempotencyConflict(exceptions.APIException):
 
 def _reject_constant(name):
     raise ValueError(f"{name} is not a valid JSON number")
+
+
+def json_depth(raw: str) -> int:
+    """How deeply the arrays and objects of a JSON text nest (brackets inside strings don't count)."""
+    depth = deepest = 0
+    in_string = escaped = False
+    for char in raw:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif char == "\\":
+                escaped = True
+            elif char == '"':
+                in_string = False
+        elif char == '"':
+            in_string = True
+        elif char in "[{":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif char in "]}":
+            depth -= 1
+    return deepest
 
 
 def _no_duplicate_keys(pairs):
@@ -51,13 +83,19 @@ class StrictJSONParser(JSONParser):
         if len(raw) > limit:
             raise TooLarge()
         try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise exceptions.ParseError(f"malformed JSON: {exc}")
+        if json_depth(text) > MAX_JSON_DEPTH:
+            raise exceptions.ParseError(f"malformed JSON: nested deeper than {MAX_JSON_DEPTH} levels")
+        try:
             return json.loads(
-                raw.decode("utf-8"),
+                text,
                 parse_float=Decimal,
                 parse_constant=_reject_constant,
                 object_pairs_hook=_no_duplicate_keys,
             )
-        except (ValueError, UnicodeDecodeError) as exc:
+        except (ValueError, RecursionError) as exc:
             raise exceptions.ParseError(f"malformed JSON: {exc}")
 
 
@@ -82,6 +120,7 @@ CODES = {
     exceptions.NotAcceptable: "not_acceptable",
     exceptions.UnsupportedMediaType: "unsupported_media_type",
     exceptions.Throttled: "throttled",
+    ServiceUnavailable: "unavailable",
 }
 
 
@@ -90,67 +129,3 @@ def error_body(code, message, fields=None):
     if fields:
         body["error"]["fields"] = fields
     return body
-
-
-def _flatten(detail):
-    """DRF error detail → {"field": ["message", …]}; nested paths joined with dots."""
-    out = {}
-
-    def walk(prefix, value):
-        if isinstance(value, dict):
-            for key, sub in value.items():
-                walk(f"{prefix}.{key}" if prefix else str(key), sub)
-        elif isinstance(value, list):
-            if all(not isinstance(v, (dict, list)) for v in value):
-                out.setdefault(prefix or "non_field_errors", []).extend(str(v) for v in value)
-            else:
-                for i, sub in enumerate(value):
-                    walk(f"{prefix}.{i}", sub)
-        else:
-            out.setdefault(prefix or "non_field_errors", []).append(str(value))
-
-    walk("", detail)
-    return out
-
-
-def exception_handler(exc, context):
-    if isinstance(exc, Http404):
-        exc = exceptions.NotFound()
-    elif isinstance(exc, DjangoPermissionDenied):
-        exc = exceptions.PermissionDenied()
-    if not isinstance(exc, exceptions.APIException):
-        return None
-
-    code = next((c for cls, c in CODES.items() if isinstance(exc, cls)), None) or exc.default_code
-    if isinstance(exc, exceptions.ValidationError):
-        fields = _flatten(exc.detail)
-        names = ", ".join(sorted(fields))
-        body = error_body("invalid", f"invalid request: {names}", fields)
-    elif isinstance(exc, exceptions.Throttled):
-        body = error_body("throttled", f"request rate exceeded; retry in {exc.wait:.0f} s" if exc.wait else "request rate exceeded")
-    else:
-        body = error_body(code, str(exc.detail))
-
-    # Imported here: rest_framework.views loads this module's parser at import time.
-    from rest_framework.response import Response
-    from rest_framework.views import set_rollback
-
-    headers = {}
-    if getattr(exc, "auth_header", None):
-        headers["WWW-Authenticate"] = exc.auth_header
-    if getattr(exc, "wait", None) is not None:
-        headers["Retry-After"] = str(max(1, int(exc.wait + 0.999)))
-    set_rollback()
-    return Response(body, status=exc.status_code, headers=headers)
-
-
-def json_or_html_404(request, exception=None):
-    if request.path.startswith("/api/"):
-        return JsonResponse(error_body("not_found", "no such resource"), status=404)
-    return defaults.page_not_found(request, exception)
-
-
-def json_or_html_500(request):
-    if request.path.startswith("/api/"):
-        return JsonResponse(error_body("server_error", "internal error; the request may be retried"), status=500)
-    return defaults.server_error(request)

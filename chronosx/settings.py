@@ -91,11 +91,18 @@ DATABASES = {
         env("DATABASE_URL") or f"sqlite:///{VAR_DIR / 'chronosx.sqlite3'}", conn_max_age=0
     )
 }
+# In production DATABASE_URL is the runtime role, which owns no table and so cannot disable
+# or drop the append-only triggers; migrations (tables and triggers) need the owner role:
+# DATABASE_OWNER_URL and `python manage.py migrate --database owner` (docs/database-roles.md).
+# Unset: one database, as before. No router is needed: migrate runs on the alias it is given.
+if env("DATABASE_OWNER_URL"):
+    DATABASES["owner"] = dj_database_url.parse(env("DATABASE_OWNER_URL"), conn_max_age=0)
 IS_SQLITE = DATABASES["default"]["ENGINE"].endswith("sqlite3")
-if IS_SQLITE:
-    # IMMEDIATE takes the write lock at BEGIN, so the in-process background thread
-    # and request threads queue for it instead of failing with "database is locked".
-    DATABASES["default"]["OPTIONS"] = {"timeout": 30, "transaction_mode": "IMMEDIATE"}
+for _database in DATABASES.values():
+    if _database["ENGINE"].endswith("sqlite3"):
+        # IMMEDIATE takes the write lock at BEGIN, so the in-process background thread
+        # and request threads queue for it instead of failing with "database is locked".
+        _database["OPTIONS"] = {"timeout": 30, "transaction_mode": "IMMEDIATE"}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 LANGUAGE_CODE = "en-us"
@@ -113,7 +120,15 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = 2 * 1024 * 1024  # admin forms; the API applies it
 
 REDIS_URL = env("REDIS_URL") or env("CELERY_BROKER_URL")
 if REDIS_URL and REDIS_URL.startswith("redis"):
-    CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}}
+    # Short timeouts: a Redis that is away must cost a request (the throttle) half a second
+    # at most, after which the throttle lets it through.
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": REDIS_URL,
+            "OPTIONS": {"socket_connect_timeout": 0.5, "socket_timeout": 0.5},
+        }
+    }
 else:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
 
@@ -124,7 +139,7 @@ REST_FRAMEWORK = {
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "DEFAULT_THROTTLE_CLASSES": ["governance.auth.AgentRateThrottle"],
     "DEFAULT_THROTTLE_RATES": {"agent": env("CHRONOSX_AGENT_RATE", "1200/min")},
-    "EXCEPTION_HANDLER": "chronosx.api.exception_handler",
+    "EXCEPTION_HANDLER": "chronosx.errors.exception_handler",
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "UNAUTHENTICATED_USER": None,
     "COERCE_DECIMAL_TO_STRING": True,
@@ -175,6 +190,9 @@ if EMBEDDED_TASKS and CHRONOSX_VENUE != "sandbox":
 # sent; older approvals expire unsent rather than trade at prices nobody re-checked.
 CHRONOSX_APPROVAL_MAX_AGE_SECONDS = float(env("CHRONOSX_APPROVAL_MAX_AGE_SECONDS", "120"))
 CHRONOSX_NODE_KEY_DIR = Path(env("CHRONOSX_NODE_KEY_DIR") or VAR_DIR / "keys")
+# Each node signs the audit chain's head (seq, hash) this often and keeps it in its key
+# folder, outside the database: verify_audit reports deleted newest events against it.
+CHRONOSX_CHECKPOINT_INTERVAL_SECONDS = float(env("CHRONOSX_CHECKPOINT_INTERVAL_SECONDS", "60"))
 # The node this process acts as ("risk", "portfolio", "execution"); empty: not a node
 # process. In embedded mode the one process runs all three, each with its own key file.
 CHRONOSX_NODE = env("CHRONOSX_NODE", "")

@@ -2,7 +2,7 @@ from django.contrib import admin
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView
 
-from chronosx import api
+from chronosx import errors
 
 urlpatterns = [
     path("api/v1/", include("governance.urls")),
@@ -11,5 +11,5 @@ urlpatterns = [
     path("", include("governance.dashboard_urls")),
 ]
 
-handler404 = api.json_or_html_404
-handler500 = api.json_or_html_500
+handler404 = errors.json_or_html_404
+handler500 = errors.json_or_html_500

@@ -32,6 +32,11 @@ class Order(models.Model):
     average_price = ExactDecimalField(null=True, blank=True)
     send_attempts = models.PositiveIntegerField(default=0)
     last_error = models.CharField(max_length=500, blank=True)
+    # The latest look-up outcome and how many times in a row it came back the same: an
+    # order the venue cannot answer for is looked up every few seconds, but the audit
+    # trail records a steady outcome only at its 1st, 2nd, 4th, 8th… repeat.
+    lookup_outcome = models.CharField(max_length=300, blank=True)
+    lookup_repeats = models.PositiveIntegerField(default=0)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

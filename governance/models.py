@@ -1,10 +1,15 @@
 import uuid
+from datetime import datetime, timezone
 
 import pgtrigger
 from django.core.exceptions import ValidationError
 from django.db import models
 
 from chronosx.fields import ExactDecimalField
+
+
+# No time before this is a plausible trading signal, and every time after it round-trips.
+READABLE_SINCE = datetime(2000, 1, 1, tzinfo=timezone.utc)
 
 
 class Instrument(models.Model):
@@ -239,7 +244,14 @@ class Proposal(models.Model):
     class Meta:
         ordering = ["-received_at"]
         constraints = [
-            models.UniqueConstraint(fields=["agent", "idempotency_key"], name="one_proposal_per_idempotency_key")
+            models.UniqueConstraint(fields=["agent", "idempotency_key"], name="one_proposal_per_idempotency_key"),
+            # Every stored time can be read back: the API bounds signal_time to a week
+            # around now, and the database refuses what no reader could load (a year-1 date
+            # at +14:00 is stored by PostgreSQL as 1 BC, which psycopg cannot return).
+            models.CheckConstraint(
+                condition=models.Q(signal_time__gte=READABLE_SINCE, received_at__gte=READABLE_SINCE),
+                name="proposal_times_readable",
+            ),
         ]
         indexes = [
             models.Index(fields=["strategy", "received_at"]),

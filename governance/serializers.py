@@ -1,5 +1,7 @@
 """Proposal input validation and the proposal's JSON shape (CONTRACT.md §1)."""
 
+import re
+import unicodedata
 from datetime import datetime, timedelta
 from decimal import Context, Decimal, InvalidOperation, localcontext
 
@@ -12,7 +14,20 @@ from governance.models import Instrument, Proposal
 from governance.selectors.quorum import quorum_summary
 
 CLOCK_SKEW = timedelta(seconds=5)
+# A signal older than this is refused (400); a stale one inside it is decided and blocked by signal_age.
+MAX_SIGNAL_AGE = timedelta(days=7)
 MAX_DECIMAL_DIGITS = 36
+# CONTRACT.md §1: an optional "-", ASCII digits, at most one "." followed by digits. Nothing
+# else: no exponent, no spaces, no other digit forms ("１２" is not 12 here).
+DECIMAL_TEXT = re.compile(r"-?[0-9]+(\.[0-9]+)?")
+
+
+def control_character_problem(text: str) -> str | None:
+    """Why a string may not be stored as sent: it holds a control character (NUL included)."""
+    for char in text:
+        if unicodedata.category(char) == "Cc":
+            return f"must not contain control characters (found U+{ord(char):04X})"
+    return None
 
 
 def plain_digits(value: Decimal) -> int:
@@ -35,11 +50,10 @@ class DecimalStringField(serializers.Field):
     def to_internal_value(self, data):
         if not isinstance(data, str):
             raise serializers.ValidationError("must be a decimal string, e.g. \"0.0100\"")
-        text = data.strip()
-        if text != data or not text or any(c in text for c in "eE_") or text.lower() in ("nan", "inf", "infinity"):
-            raise serializers.ValidationError("must be a plain decimal string, e.g. \"0.0100\"")
+        if not DECIMAL_TEXT.fullmatch(data):
+            raise serializers.ValidationError("must be a plain decimal string of ASCII digits, e.g. \"0.0100\"")
         try:
-            value = Decimal(text)
+            value = Decimal(data)
         except InvalidOperation:
             raise serializers.ValidationError("must be a decimal string, e.g. \"0.0100\"")
         if not value.is_finite() or plain_digits(value) > MAX_DECIMAL_DIGITS:
@@ -54,11 +68,19 @@ class DecimalStringField(serializers.Field):
 
 
 class StrictCharField(serializers.CharField):
-    """A JSON string only: DRF's CharField would quietly turn 123 into "123"."""
+    """A JSON string taken exactly as sent: DRF's CharField would quietly turn 123 into "123"
+    and trim spaces; here neither happens, and control characters are refused."""
+
+    def __init__(self, **kwargs):
+        kwargs.setdefault("trim_whitespace", False)
+        super().__init__(**kwargs)
 
     def to_internal_value(self, data):
         if not isinstance(data, str):
             raise serializers.ValidationError("must be a string")
+        problem = control_character_problem(data)
+        if problem:
+            raise serializers.ValidationError(problem)
         return super().to_internal_value(data)
 
 
@@ -138,8 +160,11 @@ class ProposalInSerializer(serializers.Serializer):
             raise serializers.ValidationError("must be an ISO-8601 date-time, e.g. 2026-11-25T12:00:00+00:00")
         if parsed.tzinfo is None:
             raise serializers.ValidationError("must carry a UTC offset, e.g. +00:00 or Z")
-        if parsed > (self.received_at or timezone.now()) + CLOCK_SKEW:
+        now = self.received_at or timezone.now()
+        if parsed > now + CLOCK_SKEW:
             raise serializers.ValidationError("is in the future (more than 5 s of clock skew)")
+        if parsed < now - MAX_SIGNAL_AGE:
+            raise serializers.ValidationError("is older than 7 days")
         return parsed
 
     def validate(self, attrs):

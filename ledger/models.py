@@ -43,7 +43,9 @@ class AuditEvent(models.Model):
 
 
 class Fill(models.Model):
-    """A venue execution. Keyed by the venue's trade id: a fill seen twice is stored once."""
+    """A venue execution. Keyed by the order and the venue's trade id: a fill seen twice is
+    stored once, while a venue that reuses a trade id (after its own restart) on another
+    order still has that other fill booked."""
 
     venue = models.CharField(max_length=16)
     trade_id = models.CharField(max_length=128)
@@ -62,7 +64,7 @@ class Fill(models.Model):
 
     class Meta:
         ordering = ["filled_at", "id"]
-        constraints = [models.UniqueConstraint(fields=["venue", "trade_id"], name="one_fill_per_venue_trade")]
+        constraints = [models.UniqueConstraint(fields=["venue", "order", "trade_id"], name="one_fill_per_order_trade")]
         triggers = [
             pgtrigger.Protect(name="fill_append_only", operation=pgtrigger.Update | pgtrigger.Delete),
             refuse_truncate("fill_no_truncate"),

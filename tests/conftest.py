@@ -93,3 +93,14 @@ def api(agent_token):
     client = client_for(agent_token[1])
     client.agent = agent_token[0]
     return client
+
+
+@pytest.fixture
+def staff_user(django_user_model, seeded):
+    return django_user_model.objects.create_user(username="operator", password="op-pass-123", is_staff=True)
+
+
+@pytest.fixture
+def staff_client(client, staff_user):
+    client.force_login(staff_user)
+    return client

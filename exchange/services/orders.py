@@ -8,6 +8,7 @@ from decimal import Decimal
 from django.db import transaction
 from django.utils import timezone
 
+from chronosx.canonical import canonical_json
 from exchange import selectors
 from exchange.models import Order
 from exchange.services.breakers import reconciliation_mismatch, venue_call
@@ -85,13 +86,22 @@ def order_reject(*, order_id, reason: str, only_from=(O.SENDING,)) -> bool:
     return order_transition(order_id=order_id, to=O.REJECTED, reason=reason, only_from=only_from, fields={"last_error": reason[:500]})
 
 
+@transaction.atomic
 def lookup_audit(order: Order, result: str, **details) -> None:
-    audit_record(
-        kind="order.lookup",
-        actor=ACTOR,
-        proposal_id=order.proposal_id,
-        payload={"client_order_id": order.client_order_id, "result": result, **details},
-    )
+    """Audit a look-up's outcome. The same outcome again (the venue still times out, say)
+    is counted on the order, and recorded only at its 2nd, 4th, 8th… time in a row with that
+    count: an order the reconciler retries every few seconds for a day leaves a few dozen
+    events, not thousands, and the trail still says how often it was tried."""
+    outcome = canonical_json({"result": result, **details})[:300]
+    current = Order.objects.select_for_update().values_list("lookup_outcome", "lookup_repeats").get(id=order.id)
+    repeats = current[1] + 1 if current[0] == outcome else 1
+    Order.objects.filter(id=order.id).update(lookup_outcome=outcome, lookup_repeats=repeats)
+    if repeats & (repeats - 1):
+        return  # not a power of two
+    payload = {"client_order_id": order.client_order_id, "result": result, **details, "repeats": repeats}
+    if repeats == 1 and current[1] > 1:
+        payload["previous"] = {"outcome": current[0], "repeats": current[1]}
+    audit_record(kind="order.lookup", actor=ACTOR, proposal_id=order.proposal_id, payload=payload)
 
 
 # --- what the venue says ----------------------------------------------------------------

@@ -10,7 +10,12 @@ from rest_framework.views import APIView
 from chronosx.api import IdempotencyKeyRequired, check_body_size
 from governance.models import Proposal
 from governance.selectors.proposals import agent_bound_to, proposal_get, proposal_list
-from governance.serializers import ProposalInSerializer, ProposalSerializer
+from governance.serializers import (
+    ProposalInSerializer,
+    ProposalSerializer,
+    StrictCharField,
+    control_character_problem,
+)
 from governance.services.proposals import proposal_submit, request_hash
 
 IDEMPOTENCY_KEY = re.compile(r"^[A-Za-z0-9_.:\-]{1,64}$")
@@ -35,7 +40,7 @@ class ProposalListCreateApi(APIView):
         # The strategy binding is checked before the rest of the body, so an agent
         # learns nothing about a strategy it may not act for (403 either way).
         strategy_slug = body.get("strategy") if isinstance(body, dict) else None
-        if isinstance(strategy_slug, str):
+        if isinstance(strategy_slug, str) and len(strategy_slug) <= 64 and not control_character_problem(strategy_slug):
             _bound_strategy(request.user, strategy_slug)
         serializer = ProposalInSerializer(data=body, received_at=received_at)
         serializer.is_valid(raise_exception=True)
@@ -82,7 +87,7 @@ def _bound_strategy(agent, slug):
 
 class ProposalFilterSerializer(serializers.Serializer):
     # An empty parameter (`?strategy=&status=`, as a URL template fills it) means no filter.
-    strategy = serializers.CharField(required=False, max_length=64, allow_blank=True)
+    strategy = StrictCharField(required=False, max_length=64, allow_blank=True)
     status = serializers.ChoiceField(choices=Proposal.Status.choices, required=False, allow_blank=True)
     limit = serializers.IntegerField(required=False, min_value=1, max_value=1000, default=100)
 

@@ -58,9 +58,11 @@ def health_report() -> dict:
         trading = {"enabled": state.enabled, "reason": state.reason}
         breakers = [{"name": b.name, "tripped": b.tripped} for b in CircuitBreaker.objects.order_by("name")]
     alive = sum(1 for n in nodes.values() if n["alive"])
-    if not database_ok or broker == "down" or alive < required:
+    # Down: proposals cannot be stored, or no quorum can form. With the broker away they are
+    # still accepted and stored, and decided once it is back: degraded, like a missing worker.
+    if not database_ok or alive < required:
         status = "down"
-    elif alive < len(Node.values) or not all(w["alive"] for w in workers.values()):
+    elif broker == "down" or alive < len(Node.values) or not all(w["alive"] for w in workers.values()):
         status = "degraded"
     else:
         status = "ok"

@@ -9,17 +9,6 @@ from tests.builders import order_with_fill, post_proposal, proposal_body
 
 
 @pytest.fixture
-def staff_user(django_user_model, seeded):
-    return django_user_model.objects.create_user(username="operator", password="op-pass-123", is_staff=True)
-
-
-@pytest.fixture
-def staff_client(client, staff_user):
-    client.force_login(staff_user)
-    return client
-
-
-@pytest.fixture
 def trace_data(api):
     """A proposal blocked because trading is halted, then an approved one with a sandbox fill."""
     trading_halt(actor="ops-alice", reason="maintenance window")

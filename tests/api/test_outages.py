@@ -1,0 +1,74 @@
+"""An infrastructure blip is an answer, never a 500: while Redis is away proposals are
+still accepted and stored; while PostgreSQL is away every request answers 503 with the
+envelope and Retry-After."""
+
+import logging
+
+import pytest
+from django.db import OperationalError
+from rest_framework.test import APIClient
+
+from governance.models import Proposal
+from tests.builders import assert_error, beat_all, post_proposal
+
+URL = "/api/v1/proposals/"
+UNREACHABLE_REDIS = "redis://127.0.0.1:1/0"
+
+
+@pytest.fixture
+def redis_away(settings):
+    """The throttle's cache is a Redis nobody answers on."""
+    settings.CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": UNREACHABLE_REDIS,
+            "OPTIONS": {"socket_connect_timeout": 0.2, "socket_timeout": 0.2},
+        }
+    }
+
+
+def test_while_redis_is_away_proposals_are_accepted_stored_and_the_throttle_says_it_let_them_through(
+    api, redis_away, caplog
+):
+    with caplog.at_level(logging.WARNING, logger="governance.auth"):
+        response = post_proposal(api)
+        assert api.get(URL).status_code == 200
+
+    assert response.status_code == 202, response.content
+    assert Proposal.objects.filter(id=response.json()["id"]).exists()
+    assert "request throttle unavailable" in caplog.text
+
+
+def test_health_is_degraded_not_down_while_only_the_broker_is_away(seeded, settings):
+    beat_all()
+    settings.EMBEDDED_TASKS = False
+    settings.CELERY_BROKER_URL = UNREACHABLE_REDIS
+
+    response = APIClient().get("/api/v1/health/")
+
+    assert (response.status_code, response.json()["status"], response.json()["broker"]) == (200, "degraded", "down")
+
+
+@pytest.fixture
+def database_away(monkeypatch):
+    def refuse(*args, **kwargs):
+        raise OperationalError("connection to server at 127.0.0.1, port 5432 failed: Connection refused")
+
+    return lambda target: monkeypatch.setattr(target, refuse)
+
+
+def test_while_the_database_is_away_the_api_answers_503_with_retry_after(api, database_away):
+    database_away("governance.auth.Agent.objects.filter")
+    for response in (api.get(URL), post_proposal(api), api.get("/api/v1/portfolio/")):
+        assert_error(response, 503, "unavailable")
+        assert response["Retry-After"] == "5"
+
+
+def test_while_the_database_is_away_a_page_outside_the_api_answers_503_too(admin_client, database_away):
+    database_away("governance.selectors.dashboard.health_report")
+    admin_client.raise_request_exception = False
+
+    response = admin_client.get("/dashboard/partials/health/")
+
+    assert response.status_code == 503 and response["Retry-After"] == "5"
+    assert response.json()["error"]["code"] == "unavailable"
