@@ -132,18 +132,23 @@ def _write_key_file(node: str, signing_key: SigningKey) -> NodeSigner:
         },
         indent=2,
     )
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{node}.", suffix=".tmp")  # mkstemp: mode 0600
+    private_file_write(key_path(node), content + "\n")
+    return signer
+
+
+def private_file_write(path: Path, content: str) -> None:
+    """Replace `path` atomically with mode 0600: a reader sees the old content or the new, never half."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=".tmp")  # mkstemp: mode 0600
     try:
         with os.fdopen(fd, "w") as handle:
-            handle.write(content + "\n")
+            handle.write(content)
             handle.flush()
             os.fsync(handle.fileno())
         os.chmod(tmp, 0o600)
-        os.replace(tmp, key_path(node))
+        os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
-    return signer
 
 
 @transaction.atomic

@@ -6,6 +6,7 @@ from functools import partial
 from celery import shared_task
 
 from chronosx import pipeline, workers
+from governance.checkpoints import checkpoint_beat
 from governance.models import Node, WorkerKind
 from governance.nodes import node_beat, node_vote
 from governance.services.evaluation import proposal_evaluate
@@ -37,3 +38,4 @@ workers.on_beat(WorkerKind.GOVERNANCE)(partial(worker_heartbeat, kind=WorkerKind
 workers.on_beat(WorkerKind.SCHEDULER)(partial(worker_heartbeat, kind=WorkerKind.SCHEDULER))
 for _node in Node.values:
     workers.on_beat(_node)(partial(node_beat, _node))
+    workers.on_beat(_node)(partial(checkpoint_beat, _node))  # signs the audit chain's head once per interval

@@ -4,6 +4,7 @@ import json
 from collections import defaultdict
 from dataclasses import dataclass
 from decimal import Decimal
+from typing import NamedTuple
 
 from django.db import connection, transaction
 from django.db.models import F
@@ -19,6 +20,15 @@ BPS = Decimal(10000)
 # --- audit chain -------------------------------------------------------------------
 
 
+class ChainCheckpoint(NamedTuple):
+    """A (seq, hash) of the chain that someone outside the database vouches for, already
+    verified by the caller (governance checks the node signatures); `label` says whose it is."""
+
+    seq: int
+    hash: str
+    label: str
+
+
 @dataclass(frozen=True)
 class ChainReport:
     ok: bool
@@ -27,14 +37,42 @@ class ChainReport:
     broken_seq: int | None = None
     broken_kind: str | None = None
     reason: str | None = None
+    # "ok"; "broken": an event does not verify; against a checkpoint: "rewritten" (its seq
+    # holds another hash) or "truncated" (its seq is past the chain's end).
+    outcome: str = "ok"
+    checkpoints_matched: int = 0
+    # ok: the newest checkpoint the chain matched; "rewritten"/"truncated": the one it contradicts.
+    checkpoint: ChainCheckpoint | None = None
 
 
-def audit_chain_verify(*, chunk_size: int = 5000) -> ChainReport:
+def audit_chain_head() -> tuple[int, str] | None:
+    """(seq, hash) of the newest event, None for an empty chain: what a checkpoint anchors.
+    The one place that knows where the head is, so a batched chain can change it alone."""
+    return AuditEvent.objects.order_by("-seq").values_list("seq", "hash").first()
+
+
+def audit_chain_hash_at(seq: int) -> str | None:
+    """The stored hash of event `seq`, None when there is no such event."""
+    return AuditEvent.objects.filter(seq=seq).values_list("hash", flat=True).first()
+
+
+def audit_chain_verify(*, chunk_size: int = 5000, checkpoints=()) -> ChainReport:
     """Walk the whole chain in seq order, streaming; stop at the first event that does not verify.
 
     Each event must have the next seq (1, 2, 3… no gap, no repeat), hold the hash of
     the one before (the first: the genesis hash) and hash to its stored hash.
+
+    `checkpoints`: ChainCheckpoint (or (seq, hash, label)) the caller has verified. The
+    event at each one's seq must carry its hash: the hash commits to every event before
+    it, so a chain changed and re-hashed up to there fails ("rewritten"); a checkpoint
+    past the last event means the newest events were deleted ("truncated"). Read them
+    before calling: the chain only grows, so it then holds every seq they cover.
     """
+    checkpoints = sorted((ChainCheckpoint(*c) for c in checkpoints), key=lambda c: -c.seq)  # stable: ties keep order
+    by_seq = defaultdict(list)
+    for checkpoint in checkpoints:
+        by_seq[checkpoint.seq].append(checkpoint)
+    matched, newest_matched = 0, None
     # Same formula as ledger.services.audit_event_hash, inlined: this loop is the hot path.
     expected_seq, prev, count = 1, GENESIS_HASH, 0
     dumps, sha256 = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode, hashlib.sha256
@@ -51,9 +89,34 @@ def audit_chain_verify(*, chunk_size: int = 5000) -> ChainReport:
             if sha256(f"{prev}\n{header}\n{payload}".encode()).hexdigest() != stored_hash:
                 reason = "content does not match its hash (the event was altered)"
         if reason:
-            return ChainReport(False, count, prev, broken_seq=seq, broken_kind=kind, reason=reason)
+            return ChainReport(False, count, prev, broken_seq=seq, broken_kind=kind, reason=reason, outcome="broken")
+        for checkpoint in by_seq.get(seq, ()):
+            if checkpoint.hash != stored_hash:
+                since = f" (after seq {newest_matched.seq}, where a checkpoint still matches)" if newest_matched else ""
+                reason = (
+                    f"checkpoint of {checkpoint.label} holds hash {checkpoint.hash} at seq {seq}, the chain holds "
+                    f"{stored_hash} there: an event up to seq {seq}{since} was changed and the chain re-hashed"
+                )
+                return ChainReport(
+                    False, count, prev, broken_seq=seq, broken_kind=kind, reason=reason, outcome="rewritten",
+                    checkpoints_matched=matched, checkpoint=checkpoint,
+                )
+            matched += 1
+            newest_matched = checkpoint
         prev, expected_seq, count = stored_hash, expected_seq + 1, count + 1
-    return ChainReport(True, count, prev)
+    last_seq = expected_seq - 1
+    beyond = [c for c in checkpoints if c.seq > last_seq]
+    if beyond:
+        checkpoint = beyond[0]  # the newest: it shows how much is gone
+        ends = f"the chain ends at seq {last_seq}" if last_seq else "the chain holds no events"
+        reason = (
+            f"checkpoint of {checkpoint.label} covers seq {checkpoint.seq} (hash {checkpoint.hash}), "
+            f"{ends}: newest events were deleted"
+        )
+        return ChainReport(
+            False, count, prev, reason=reason, outcome="truncated", checkpoints_matched=matched, checkpoint=checkpoint
+        )
+    return ChainReport(True, count, prev, checkpoints_matched=matched, checkpoint=checkpoints[0] if checkpoints else None)
 
 
 # PostgreSQL renders created_at exactly as Python's datetime.isoformat() in UTC
