@@ -36,13 +36,14 @@ def database_url() -> str:
 
 
 @contextmanager
-def broker(settings):
-    """Point this test process's Celery app at Redis (no eager mode) and empty the broker."""
+def broker(settings, url=None):
+    """Point this test process's Celery app at Redis (no eager mode) and empty the broker:
+    the test Redis database of this process, or `url` (a private Redis, tests/integration/services.py)."""
     import redis
 
     from chronosx.celery import app
 
-    url = redis_url()
+    url = url or redis_url()
     redis.Redis.from_url(url).flushdb()
     saved = dict(app.conf.broker_url and {"broker_url": app.conf.broker_url} or {})
     _reset_pools(app)
@@ -65,33 +66,43 @@ def _reset_pools(app):
     app.amqp._producer_pool = None
 
 
+def process_env(**extra) -> dict:
+    """This process's environment without what belongs to one process (a node's name and key
+    folder, venue credentials) or to pytest, plus `extra`."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("CHRONOSX_NODE", "PYTEST", "WEEX_"))}
+    env.update(DJANGO_SETTINGS_MODULE="chronosx.settings", PYTHONUNBUFFERED="1")
+    env.update(extra)
+    return env
+
+
+def celery_worker_argv(*, queues, name, concurrency=1, options=()) -> list[str]:
+    return [
+        sys.executable, "-m", "celery", "-A", "chronosx", "worker",
+        "-Q", ",".join(queues), "-n", f"{name}@%h", "--concurrency", str(concurrency),
+        "--pool", "prefork", "--without-gossip", "--without-mingle", "-l", "INFO", *options,
+    ]
+
+
+def spawn(argv, *, env, log_path) -> subprocess.Popen:
+    """Start `argv` in the project folder, output appended to `log_path`, in a process group of
+    its own: a SIGKILL of the group reaches a Celery worker's pool children too."""
+    with open(log_path, "a") as log:
+        return subprocess.Popen(
+            argv, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+        )
+
+
 def start_worker(*, queues, name, env=None, concurrency=1, log_dir=None, beat=False) -> subprocess.Popen:
     """Start `celery worker` as a separate process, with its own environment."""
-    worker_env = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith(("CHRONOSX_NODE", "PYTEST", "WEEX_"))
-    }
-    worker_env.update(
-        DATABASE_URL=database_url(),
-        CELERY_BROKER_URL=redis_url(),
-        DJANGO_SETTINGS_MODULE="chronosx.settings",
-        PYTHONUNBUFFERED="1",
-    )
+    worker_env = process_env(DATABASE_URL=database_url(), CELERY_BROKER_URL=redis_url())
     worker_env.update(env or {})
-    log = open(Path(log_dir or "/tmp") / f"worker-{name}.log", "w")
-    return subprocess.Popen(
-        [
-            sys.executable, "-m", "celery", "-A", "chronosx", "worker",
-            "-Q", ",".join(queues), "-n", f"{name}@%h", "--concurrency", str(concurrency),
-            "--pool", "prefork", "--without-gossip", "--without-mingle", "-l", "INFO",
-            *(["--beat", "--schedule", f"/tmp/celerybeat-{name}-{os.getpid()}"] if beat else []),
-        ],
-        cwd=ROOT,
+    log_path = Path(log_dir or "/tmp") / f"worker-{name}.log"
+    log_path.write_text("")
+    beat_options = ["--beat", "--schedule", f"/tmp/celerybeat-{name}-{os.getpid()}"] if beat else []
+    return spawn(
+        celery_worker_argv(queues=queues, name=name, concurrency=concurrency, options=beat_options),
         env=worker_env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,  # its own process group: SIGKILL reaches the pool children too
+        log_path=log_path,
     )
 
 
@@ -113,3 +124,68 @@ def wait_for(predicate, timeout=30.0, interval=0.2, what="condition"):
             return value
         time.sleep(interval)
     raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+
+
+def log_tail(path, lines=40) -> str:
+    try:
+        text = Path(path).read_text(errors="replace")
+    except FileNotFoundError:
+        return f"(no log at {path})"
+    return f"--- last {lines} lines of {path} ---\n" + "\n".join(text.splitlines()[-lines:])
+
+
+def manage(*args, env, timeout=180) -> str:
+    """`python manage.py ARGS` in a process of its own with `env`; its output, or an AssertionError with it."""
+    result = subprocess.run(
+        [sys.executable, "manage.py", *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout
+    )
+    if result.returncode != 0:
+        raise AssertionError(
+            f"manage.py {' '.join(args)} exited {result.returncode}:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
+        )
+    return result.stdout
+
+
+class Supervised:
+    """A process the test supervises as systemd would (Restart=always): started again once it
+    is found dead. Records every pid it had, which of them the test killed and which died alone."""
+
+    def __init__(self, name, argv, *, env, log_path):
+        self.name, self.argv, self.env, self.log_path = name, argv, env, Path(log_path)
+        self.proc = None
+        self.pids = []
+        self.killed = 0  # SIGKILLed by the test
+        self.unexpected_exits = []  # (pid, returncode) of exits the test did not cause
+
+    def start(self):
+        with open(self.log_path, "a") as log:
+            log.write(f"=== supervisor: starting {self.name} ===\n")
+        self.proc = spawn(self.argv, env=self.env, log_path=self.log_path)
+        self.pids.append(self.proc.pid)
+        return self.proc
+
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def kill(self):
+        """SIGKILL the whole process group (the worker and its pool children), then reap it."""
+        if not self.alive():
+            return
+        try:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        self.proc.wait()
+        self.killed += 1
+
+    def check(self) -> bool:
+        """Start it again if it died on its own; True when it had."""
+        if self.proc is None or self.alive():
+            return False
+        self.unexpected_exits.append((self.proc.pid, self.proc.returncode))
+        self.start()
+        return True
+
+    def stop(self, timeout=15):
+        if self.proc is not None:
+            stop_worker(self.proc, timeout=timeout)
