@@ -1,0 +1,329 @@
+"""Drive the real stack open-loop at fixed rates and print what each stage costs.
+
+    python bench/pipeline.py [--rates 2,10,20] [--duration 20] [--web-workers 2] [--keep]
+
+It starts its own stack on this machine, as the README's production stack runs it:
+PostgreSQL and Redis (scripts/services-up), a fresh database, the ASGI server, the
+governance worker, beat, the three MPC node workers (each with only its own key) and the
+router on the sandbox venue. For each rate it sends proposals at that fixed rate for the
+duration without waiting for answers (open loop: a slow answer does not slow the sender),
+then waits up to 30 s for every accepted proposal to be final. It prints
+
+- accepted/s and the status codes of the POSTs, and POST latency p50/p95/p99 (client side);
+- from the server's own timestamps: received→decided, received→approved (quorum met, three
+  signed votes asked for) and received→filled (sandbox), p50/p95/p99;
+- how many were lost (accepted, then missing) or still pending after the wait;
+- every process's peak RSS (VmHWM), prefork children included.
+
+Loopback only; the database it creates is dropped at the end unless --keep.
+"""
+
+import argparse
+import json
+import os
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime, timezone
+from pathlib import Path
+
+import requests
+
+ROOT = Path(__file__).resolve().parents[1]
+FINAL = {"blocked", "expired", "filled", "rejected", "cancelled"}
+NODES = ("risk", "portfolio", "execution")
+
+# A ruleset that lets a long, fast run through: the limits are far above what it sends.
+BENCH_RULESET = """
+from governance.selectors.controls import ruleset_current
+from governance.services.rulesets import ruleset_new_draft, ruleset_publish
+draft = ruleset_new_draft(source=ruleset_current(), actor="bench")
+draft.max_proposals_per_minute = 1000000
+draft.max_open_positions = 100000
+draft.default_strategy_budget = draft.max_gross_exposure = "1000000000"
+draft.save()
+for limit in draft.asset_limits.all():
+    limit.max_position_quantity, limit.max_exposure = "1000000", "1000000000"
+    limit.save()
+for budget in draft.strategy_budgets.all():
+    budget.max_exposure = "1000000000"
+    budget.save()
+ruleset_publish(ruleset=draft, actor="bench")
+"""
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def percentiles(values) -> str:
+    if not values:
+        return "n/a"
+    ordered = sorted(values)
+
+    def at(q):
+        return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+    return f"p50 {at(0.50):.1f} / p95 {at(0.95):.1f} / p99 {at(0.99):.1f} ms"
+
+
+# --- the stack ---------------------------------------------------------------------------
+
+
+class Stack:
+    def __init__(self, args):
+        self.args = args
+        self.tmp = Path(tempfile.mkdtemp(prefix="chronosx-bench-"))
+        self.procs: dict[str, subprocess.Popen] = {}
+        services = subprocess.run([str(ROOT / "scripts/services-up")], capture_output=True, text=True, check=True)
+        exported = dict(
+            line.removeprefix("export ").split("=", 1) for line in services.stdout.splitlines() if line.startswith("export ")
+        )
+        owner_url = exported["DATABASE_URL"]
+        self.database = f"bench_{uuid.uuid4().hex[:8]}"
+        self.admin_url = owner_url
+        self.url = owner_url.rsplit("/", 1)[0] + "/" + self.database
+        redis = exported["CHRONOSX_TEST_REDIS_URL"].rstrip("/") + "/9"
+        self.env = {
+            **{k: v for k, v in os.environ.items() if not k.startswith(("CHRONOSX_", "DATABASE_", "CELERY_", "WEEX_"))},
+            "DATABASE_URL": self.url,
+            "CELERY_BROKER_URL": redis,
+            "DJANGO_SECRET_KEY": "bench-" + uuid.uuid4().hex,
+            "CHRONOSX_NODE_KEY_DIR": str(self.tmp / "keys"),
+            "PYTHONUNBUFFERED": "1",
+        }
+        self.port = free_port()
+        self.base = f"http://127.0.0.1:{self.port}"
+
+    def manage(self, *args, env=None) -> str:
+        done = subprocess.run(
+            [sys.executable, "manage.py", *args], cwd=ROOT, env=env or self.env, capture_output=True, text=True
+        )
+        if done.returncode:
+            raise SystemExit(f"manage.py {' '.join(args)} failed:\n{done.stderr}")
+        return done.stdout
+
+    def _psql(self, sql):
+        subprocess.run(["psql", self.admin_url, "-qc", sql], check=True, capture_output=True)
+
+    def start(self):
+        import redis
+
+        redis.Redis.from_url(self.env["CELERY_BROKER_URL"]).flushdb()
+        self._psql(f"CREATE DATABASE {self.database}")
+        self.manage("migrate", "--noinput", "-v0")
+        self.manage("seed_demo")
+        self.manage("shell", "-v0", "-c", BENCH_RULESET)
+        self.manage("trading", "enable", "--reason", "benchmark", "--user", "bench")
+        self.token = self.manage("create_agent", f"bench-{uuid.uuid4().hex[:6]}", "--strategy", "demo").splitlines()[-1]
+        for node in NODES:
+            folder = self.tmp / f"keys-{node}"
+            folder.mkdir()
+            shutil.copy2(self.tmp / "keys" / f"{node}.key", folder / f"{node}.key")
+        no_keys = {"CHRONOSX_NODE_KEY_DIR": str(self.tmp / "no-keys")}
+        celery = [sys.executable, "-m", "celery", "-A", "chronosx"]
+        worker = [*celery, "worker", "--without-gossip", "--without-mingle", "-l", "WARNING"]
+        self.spawn("web", [sys.executable, "-m", "uvicorn", "chronosx.asgi:application", "--host", "127.0.0.1",
+                           "--port", str(self.port), "--workers", str(self.args.web_workers), "--no-access-log",
+                           "--log-level", "warning"], no_keys)
+        self.spawn("governance", [*worker, "-Q", "governance", "-n", "governance@%h", "-c", str(self.args.concurrency)], no_keys)
+        self.spawn("beat", [*celery, "beat", "-l", "WARNING", "-s", str(self.tmp / "beat-schedule")], no_keys)
+        for node in NODES:
+            self.spawn(node, [*worker, "-Q", node, "-n", f"{node}@%h", "-c", str(self.args.concurrency)],
+                       {"CHRONOSX_NODE": node, "CHRONOSX_NODE_KEY_DIR": str(self.tmp / f"keys-{node}")})
+        self.spawn("router", [*worker, "-Q", "router", "-n", "router@%h", "-c", str(self.args.concurrency)], no_keys)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                health = requests.get(f"{self.base}/api/v1/health/", timeout=2).json()
+                if health["status"] == "ok":
+                    return
+            except (requests.RequestException, ValueError):
+                pass
+            time.sleep(0.5)
+        raise SystemExit(f"the stack did not become healthy; logs in {self.tmp}")
+
+    def spawn(self, name, argv, extra):
+        log = open(self.tmp / f"{name}.log", "w")
+        self.procs[name] = subprocess.Popen(
+            argv, cwd=ROOT, env={**self.env, **extra}, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+        )
+
+    def peak_rss(self) -> dict[str, list[int]]:
+        """Peak RSS (KiB) of each process and its descendants, by role."""
+        children: dict[int, list[int]] = {}
+        for stat in Path("/proc").glob("[0-9]*/stat"):
+            try:
+                fields = stat.read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
+        out = {}
+        for name, proc in self.procs.items():
+            pids, todo = [], [proc.pid]
+            while todo:
+                pid = todo.pop()
+                pids.append(pid)
+                todo.extend(children.get(pid, []))
+            out[name] = [rss for rss in (self._hwm(pid) for pid in pids) if rss]
+        return out
+
+    @staticmethod
+    def _hwm(pid) -> int | None:
+        try:
+            for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1])
+        except OSError:
+            return None
+        return None
+
+    def stop(self):
+        for proc in self.procs.values():
+            try:
+                os.killpg(proc.pid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+        for proc in self.procs.values():
+            try:
+                proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+        if not self.args.keep:
+            self._psql(f"DROP DATABASE IF EXISTS {self.database} WITH (FORCE)")
+            shutil.rmtree(self.tmp, ignore_errors=True)
+
+
+# --- load and measurement ----------------------------------------------------------------
+
+
+def body() -> str:
+    return json.dumps({
+        "strategy": "demo", "symbol": "BTCUSDT", "side": "buy", "quantity": "0.0010", "order_type": "limit",
+        "limit_price": "65000", "reference_price": "65000", "expected_slippage_bps": 1, "confidence": 0.95,
+        "signal_time": datetime.now(timezone.utc).isoformat(),
+    })
+
+
+def run_rate(stack: Stack, rate: float, duration: float) -> dict:
+    """Send `rate` proposals a second for `duration` seconds, open loop."""
+    local = threading.local()
+    results, lock = [], threading.Lock()
+
+    def post():
+        session = getattr(local, "session", None) or requests.Session()
+        local.session = session
+        started = time.perf_counter()
+        try:
+            response = session.post(
+                f"{stack.base}/api/v1/proposals/", data=body(), timeout=30,
+                headers={"Authorization": f"Token {stack.token}", "Content-Type": "application/json",
+                         "Idempotency-Key": f"bench-{uuid.uuid4().hex}"},
+            )
+            code, proposal_id = response.status_code, response.json().get("id") if response.status_code < 300 else None
+        except requests.RequestException as exc:
+            code, proposal_id = type(exc).__name__, None
+        with lock:
+            results.append((code, (time.perf_counter() - started) * 1000, proposal_id))
+
+    total = int(rate * duration)
+    with ThreadPoolExecutor(max_workers=min(256, max(8, int(rate * 2)))) as pool:
+        start = time.perf_counter()
+        for i in range(total):
+            delay = start + i / rate - time.perf_counter()
+            if delay > 0:
+                time.sleep(delay)
+            pool.submit(post)
+    sent_for = time.perf_counter() - start
+    accepted = [proposal_id for code, _, proposal_id in results if proposal_id]
+    return {"results": results, "accepted": accepted, "sent_for": sent_for}
+
+
+def stage_latencies(proposal_ids, wait_seconds=30) -> dict:
+    """Server-side stage times of these proposals, from the database, after waiting for them to be final."""
+    from django.db.models import Min
+
+    from governance.models import Proposal
+    from ledger.models import AuditEvent
+
+    deadline = time.monotonic() + wait_seconds
+    while time.monotonic() < deadline:
+        open_ = Proposal.objects.filter(id__in=proposal_ids).exclude(status__in=FINAL).count()
+        if not open_:
+            break
+        time.sleep(0.5)
+    rows = {p.id: p for p in Proposal.objects.filter(id__in=proposal_ids).select_related("decision")}
+    approved = dict(
+        AuditEvent.objects.filter(proposal_id__in=proposal_ids, kind="quorum.met")
+        .values_list("proposal_id").annotate(at=Min("created_at"))
+    )
+    filled = dict(
+        AuditEvent.objects.filter(proposal_id__in=proposal_ids, kind="proposal.status", payload__contains='"to":"filled"')
+        .values_list("proposal_id").annotate(at=Min("created_at"))
+    )
+
+    def since_received(times):
+        return [(at - rows[pid].received_at).total_seconds() * 1000 for pid, at in times.items() if pid in rows]
+
+    decided = {pid: p.decision.decided_at for pid, p in rows.items() if hasattr(p, "decision")}
+    return {
+        "lost": len(proposal_ids) - len(rows),
+        "pending": sum(1 for p in rows.values() if p.status not in FINAL),
+        "statuses": Counter(p.status for p in rows.values()),
+        "decided": since_received(decided),
+        "approved": since_received(approved),
+        "filled": since_received(filled),
+    }
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--rates", default="2,10,20", help="proposals per second, comma-separated")
+    parser.add_argument("--duration", type=float, default=20, help="seconds of load per rate")
+    parser.add_argument("--web-workers", type=int, default=2)
+    parser.add_argument("--concurrency", type=int, default=1, help="prefork processes per Celery worker")
+    parser.add_argument("--keep", action="store_true", help="keep the database and the logs")
+    args = parser.parse_args()
+
+    stack = Stack(args)
+    try:
+        stack.start()
+        os.environ.update(DATABASE_URL=stack.url, DJANGO_SECRET_KEY=stack.env["DJANGO_SECRET_KEY"],
+                          DJANGO_SETTINGS_MODULE="chronosx.settings", CHRONOSX_EMBEDDED_LOOP="0")
+        sys.path.insert(0, str(ROOT))
+        import django
+
+        django.setup()
+        print(f"stack up: web workers {args.web_workers}, Celery concurrency {args.concurrency}; logs in {stack.tmp}")
+        for rate in [float(r) for r in args.rates.split(",")]:
+            load = run_rate(stack, rate, args.duration)
+            stages = stage_latencies(load["accepted"])
+            codes = Counter(str(code) for code, _, _ in load["results"])
+            posts = [ms for code, ms, _ in load["results"] if code == 202]
+            print(f"\n== {rate:g}/s for {args.duration:g} s ({len(load['results'])} sent in {load['sent_for']:.1f} s)")
+            print(f"accepted/s {len(load['accepted']) / load['sent_for']:.1f}; status codes {dict(codes)}")
+            print(f"POST                 {percentiles(posts)}")
+            print(f"received->decided    {percentiles(stages['decided'])}")
+            print(f"received->approved   {percentiles(stages['approved'])}")
+            print(f"received->filled     {percentiles(stages['filled'])}")
+            print(f"lost {stages['lost']}, pending after 30 s {stages['pending']}; final {dict(stages['statuses'])}")
+        print("\npeak RSS (MiB) per process (children after the first):")
+        for name, values in stack.peak_rss().items():
+            print(f"  {name:11s} " + ", ".join(f"{v / 1024:.0f}" for v in values))
+    finally:
+        stack.stop()
+
+
+if __name__ == "__main__":
+    main()
