@@ -24,9 +24,8 @@ _lock = threading.Lock()
 _started_in_pid = None
 
 
-def run_periodic_once():
-    workers.beat_once(workers.registered_kinds())
-    for dotted in settings.CELERY_BEAT_SCHEDULE_EMBEDDED:
+def _run(jobs):
+    for dotted in jobs:
         try:
             import_string(dotted)()
         except Exception:
@@ -35,10 +34,22 @@ def run_periodic_once():
             close_old_connections()
 
 
+def run_periodic_once():
+    workers.beat_once(workers.registered_kinds())
+    _run(settings.CELERY_BEAT_SCHEDULE_EMBEDDED_FAST + settings.CELERY_BEAT_SCHEDULE_EMBEDDED)
+
+
 def _loop():
+    """Every job at its own pace: the fast ones (the audit sequencer) every chain interval,
+    the heartbeats and sweeps every sweep interval."""
+    slow_due = time.monotonic() + settings.CHRONOSX_SWEEP_INTERVAL_SECONDS
     while True:
-        time.sleep(settings.CHRONOSX_SWEEP_INTERVAL_SECONDS)
-        run_periodic_once()
+        time.sleep(settings.CHRONOSX_AUDIT_CHAIN_INTERVAL_SECONDS)
+        if time.monotonic() >= slow_due:
+            slow_due = time.monotonic() + settings.CHRONOSX_SWEEP_INTERVAL_SECONDS
+            run_periodic_once()
+        else:
+            _run(settings.CELERY_BEAT_SCHEDULE_EMBEDDED_FAST)
 
 
 def start_embedded_loop(**kwargs) -> bool:

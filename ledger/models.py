@@ -15,26 +15,70 @@ def refuse_truncate(name):
     )
 
 
+class CurrentTransactionId(models.Func):
+    """The id of the transaction writing the row (PostgreSQL), so the sequencer can tell
+    which events' transactions have ended. SQLite runs one writer at a time: 0."""
+
+    output_field = models.BigIntegerField()
+
+    def as_sql(self, compiler, connection, **extra_context):
+        return "0", []
+
+    def as_postgresql(self, compiler, connection, **extra_context):
+        return "pg_current_xact_id()::text::bigint", []
+
+
+# The content of an event, which never changes once written.
+AUDIT_CONTENT = ("kind", "actor", "created_at", "proposal_id", "payload", "txid")
+
+
 class AuditEvent(models.Model):
-    """One link of the append-only, hash-chained audit trail.
+    """One event of the append-only audit trail, and its link in the hash chain.
+
+    A business transaction writes the event unchained (no lock, no read of the chain's
+    end). The sequencer (ledger.services.audit_chain_extend) then links committed events
+    into the chain, in the order of their ids, within a second: it sets seq, prev_hash
+    and hash, once. The database refuses anything else: the content never changes, a
+    link is written once and never rewritten, and nothing is deleted.
 
     `payload` is the canonical JSON text exactly as hashed, so verification never
     depends on how a JSON column re-serializes it.
     """
 
-    seq = models.BigIntegerField(unique=True)
+    seq = models.BigIntegerField(unique=True, null=True, blank=True)
     kind = models.CharField(max_length=64, db_index=True)
     actor = models.CharField(max_length=150)
     created_at = models.DateTimeField()
     proposal_id = models.UUIDField(null=True, blank=True, db_index=True)
     payload = models.TextField()
-    prev_hash = models.CharField(max_length=64)
-    hash = models.CharField(max_length=64, unique=True)
+    prev_hash = models.CharField(max_length=64, null=True, blank=True)
+    hash = models.CharField(max_length=64, unique=True, null=True, blank=True)
+    txid = models.BigIntegerField(db_default=CurrentTransactionId(), editable=False)
 
     class Meta:
-        ordering = ["seq"]
+        ordering = ["id"]
+        indexes = [
+            models.Index(fields=["id"], condition=models.Q(hash__isnull=True), name="audit_event_unchained"),
+        ]
         triggers = [
-            pgtrigger.Protect(name="audit_event_append_only", operation=pgtrigger.Update | pgtrigger.Delete),
+            pgtrigger.Protect(name="audit_event_no_delete", operation=pgtrigger.Delete),
+            pgtrigger.Protect(
+                name="audit_event_linked_once",
+                operation=pgtrigger.Update,
+                condition=(
+                    pgtrigger.Q(old__hash__isnull=False)
+                    | pgtrigger.Q(new__hash__isnull=True)
+                    | pgtrigger.Q(new__seq__isnull=True)
+                    | pgtrigger.Q(new__prev_hash__isnull=True)
+                    | pgtrigger.Q(old__id__df=pgtrigger.F("new__id"))
+                    | pgtrigger.Q(old__kind__df=pgtrigger.F("new__kind"))
+                    | pgtrigger.Q(old__actor__df=pgtrigger.F("new__actor"))
+                    | pgtrigger.Q(old__created_at__df=pgtrigger.F("new__created_at"))
+                    | pgtrigger.Q(old__proposal_id__df=pgtrigger.F("new__proposal_id"))
+                    | pgtrigger.Q(old__payload__df=pgtrigger.F("new__payload"))
+                    | pgtrigger.Q(old__txid__df=pgtrigger.F("new__txid"))
+                ),
+            ),
             refuse_truncate("audit_event_no_truncate"),
         ]
 

@@ -48,7 +48,12 @@ class ChainReport:
 def audit_chain_head() -> tuple[int, str] | None:
     """(seq, hash) of the newest event, None for an empty chain: what a checkpoint anchors.
     The one place that knows where the head is, so a batched chain can change it alone."""
-    return AuditEvent.objects.order_by("-seq").values_list("seq", "hash").first()
+    return AuditEvent.objects.filter(seq__isnull=False).order_by("-seq").values_list("seq", "hash").first()
+
+
+def audit_unchained_count() -> int:
+    """Events written but not linked into the chain yet (the sequencer links them within a second)."""
+    return AuditEvent.objects.filter(hash__isnull=True).count()
 
 
 def audit_chain_hash_at(seq: int) -> str | None:
@@ -128,7 +133,7 @@ SELECT seq, kind, actor,
                  ELSE '.' || to_char(created_at AT TIME ZONE 'UTC', 'US') END
          || '+00:00',
        proposal_id::text, payload, prev_hash, hash
-FROM ledger_auditevent ORDER BY seq
+FROM ledger_auditevent WHERE seq IS NOT NULL ORDER BY seq
 """
 
 
@@ -146,7 +151,8 @@ def _audit_rows(chunk_size: int):
                 cursor.close()
         return
     rows = (
-        AuditEvent.objects.order_by("seq")
+        AuditEvent.objects.filter(seq__isnull=False)
+        .order_by("seq")
         .values_list("seq", "kind", "actor", "created_at", "proposal_id", "payload", "prev_hash", "hash")
         .iterator(chunk_size=chunk_size)
     )

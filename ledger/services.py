@@ -4,13 +4,14 @@ from datetime import timezone as dt_timezone
 from decimal import Decimal
 
 from django.db import IntegrityError, connection, transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from chronosx.canonical import canonical_json, decimal_text, sha256_hex
-from ledger.models import AuditEvent, Fill, Lot, Position, RealizedPnl
+from ledger.models import AUDIT_CONTENT, AuditEvent, Fill, Lot, Position, RealizedPnl
 
 GENESIS_HASH = "0" * 64
-# Any constant: the advisory lock that serializes appends so the chain never forks.
+# Any constant: the advisory lock that keeps to one sequencer, so the chain never forks.
 AUDIT_CHAIN_LOCK = 7_345_001
 
 # Ledger arithmetic: wide enough that price × quantity is always exact.
@@ -37,36 +38,84 @@ def audit_event_hash(*, seq, kind, actor, created_at, proposal_id, payload, prev
     return sha256_hex(prev_hash + "\n" + header + "\n" + payload)
 
 
-@transaction.atomic
 def audit_record(*, kind: str, actor: str, payload: dict, proposal_id=None) -> AuditEvent:
-    """Append one event to the hash chain, inside the caller's transaction."""
-    if connection.vendor == "postgresql":
-        # Held to the end of the caller's transaction: the next append reads this
-        # event as its predecessor only once it is committed, so the chain never forks.
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT pg_advisory_xact_lock(%s)", [AUDIT_CHAIN_LOCK])
-    last = AuditEvent.objects.order_by("-seq").only("seq", "hash").first()
-    seq = last.seq + 1 if last else 1
-    prev_hash = last.hash if last else GENESIS_HASH
+    """Write one event, unchained, inside the caller's transaction: no lock and no read of
+    the chain, so concurrent transactions never wait on each other here. The sequencer
+    links it into the chain once the transaction has committed (audit_chain_extend)."""
     # Hash exactly what the database gives back later: a UTC datetime with
     # microseconds, and a UUID in its canonical text form.
-    created_at = timezone.now().astimezone(dt_timezone.utc).isoformat()
-    proposal_id = str(uuid.UUID(str(proposal_id))) if proposal_id else None
-    text = canonical_json(payload)
-    event_hash = audit_event_hash(
-        seq=seq, kind=kind, actor=actor, created_at=created_at, proposal_id=proposal_id, payload=text, prev_hash=prev_hash
-    )
     return AuditEvent.objects.create(
-        seq=seq,
         kind=kind,
         actor=actor,
-        created_at=created_at,
-        proposal_id=proposal_id,
-        payload=text,
-        prev_hash=prev_hash,
-        hash=event_hash,
+        created_at=timezone.now().astimezone(dt_timezone.utc).isoformat(),
+        proposal_id=str(uuid.UUID(str(proposal_id))) if proposal_id else None,
+        payload=canonical_json(payload),
     )
 
+
+# The oldest transaction still writing to this database (not the caller's own), or, with
+# none, the first transaction id not yet handed out: no transaction below it is still open.
+_PG_CHAIN_HORIZON = """
+SELECT COALESCE(
+    (SELECT min(backend_xid::text::bigint) FROM pg_stat_activity
+     WHERE datname = current_database() AND backend_xid IS NOT NULL AND pid <> pg_backend_pid()),
+    pg_snapshot_xmax(pg_current_snapshot())::text::bigint
+), pg_current_xact_id_if_assigned()::text::bigint
+"""
+
+
+def _committed_unchained(limit: int):
+    """Unchained events whose transactions have all ended, in id order.
+
+    On PostgreSQL an event id is taken when the event is written, and its transaction may
+    commit after a later one's: events of transactions younger than the oldest one still
+    writing to this database wait for the next round, so that one's events, older and not
+    yet visible, are not overtaken. (Nothing could be lost either way: every event is linked
+    once it is visible; this keeps the chain in the order the events were written.)
+    SQLite runs one writer at a time, so there ids follow commits."""
+    pending = AuditEvent.objects.filter(hash__isnull=True).order_by("id")
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute(_PG_CHAIN_HORIZON)
+            horizon, own = cursor.fetchone()
+        # The caller's own transaction's events count as written (it sees them: a test, or a
+        # command that writes and then chains); the sequencer's own transaction writes none.
+        pending = pending.filter(Q(txid__lt=horizon) | Q(txid=own))
+    return list(pending.only(*AUDIT_CONTENT)[:limit])
+
+
+def audit_chain_extend(*, limit: int = 5000) -> int:
+    """The sequencer: link committed, unchained events into the hash chain, in the order of
+    their ids, continuing from the chain's end. Returns how many it linked.
+
+    One sequencer at a time (a PostgreSQL advisory lock; another caller returns 0 at once),
+    and every link is a conditional write the database checks (ledger 0005): an event is
+    linked once, and its content cannot change on the way."""
+    with transaction.atomic():
+        if connection.vendor == "postgresql":
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT pg_try_advisory_xact_lock(%s)", [AUDIT_CHAIN_LOCK])
+                if not cursor.fetchone()[0]:
+                    return 0
+        events = _committed_unchained(limit)
+        if not events:
+            return 0
+        end = AuditEvent.objects.filter(seq__isnull=False).order_by("-seq").values_list("seq", "hash").first()
+        seq, prev_hash = end or (0, GENESIS_HASH)
+        for event in events:
+            seq += 1
+            event.seq, event.prev_hash = seq, prev_hash
+            event.hash = prev_hash = audit_event_hash(
+                seq=seq,
+                kind=event.kind,
+                actor=event.actor,
+                created_at=event.created_at.astimezone(dt_timezone.utc).isoformat(),
+                proposal_id=None if event.proposal_id is None else str(event.proposal_id),
+                payload=event.payload,
+                prev_hash=event.prev_hash,
+            )
+        AuditEvent.objects.bulk_update(events, ["seq", "prev_hash", "hash"], batch_size=1000)
+        return len(events)
 
 
 def fill_record(*, order, trade_id: str, price, quantity, fee, fee_asset: str, filled_at):

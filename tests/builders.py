@@ -23,7 +23,7 @@ from governance.models import Agent, Decision, Instrument, Proposal, Ruleset, St
 from governance.services.agents import agent_create
 from governance.services.controls import trading_enable
 from ledger.models import AuditEvent, Position
-from ledger.services import fill_record
+from ledger.services import audit_chain_extend, fill_record
 
 # The checks of every decision, in the order CONTRACT.md §1 lists them, and those a smaller
 # quantity can satisfy (the only ones `modify` may answer).
@@ -50,11 +50,13 @@ CONTRACT_QUANTITY_BOUND = ("max_order_notional", "max_position", "asset_exposure
 
 
 def seed(*, trading: bool = False) -> None:
-    """seed_demo, plus what a running router would have recorded: a healthy venue probe."""
+    """seed_demo, plus what a running router would have recorded: a healthy venue probe; and
+    the audit sequencer's round, so the seeded events are chained as a second later."""
     call_command("seed_demo", stdout=open("/dev/null", "w"))
     venue_probe()
     if trading:
         trading_enable(actor="test", reason="tests")
+    audit_chain_extend()
 
 
 def beat_all() -> None:

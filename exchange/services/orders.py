@@ -49,7 +49,7 @@ def client_order_id_for(proposal_id) -> str:
     return "cx-" + uuid.UUID(str(proposal_id)).hex
 
 
-@transaction.atomic
+@transaction.atomic(savepoint=False)  # part of the caller's transaction when there is one
 def order_transition(*, order_id, to: str, reason: str, only_from=None, fields=None, extra=None, actor=ACTOR) -> bool:
     """Move an order to `to` if the transitions table allows it from its status now (and,
     with `only_from`, only from those), setting `fields` with it. The row is locked, so
@@ -86,7 +86,7 @@ def order_reject(*, order_id, reason: str, only_from=(O.SENDING,)) -> bool:
     return order_transition(order_id=order_id, to=O.REJECTED, reason=reason, only_from=only_from, fields={"last_error": reason[:500]})
 
 
-@transaction.atomic
+@transaction.atomic(savepoint=False)  # part of the caller's transaction when there is one
 def lookup_audit(order: Order, result: str, **details) -> None:
     """Audit a look-up's outcome. The same outcome again (the venue still times out, say)
     is counted on the order, and recorded only at its 2nd, 4th, 8th… time in a row with that
@@ -134,7 +134,7 @@ def order_refresh(*, order_id, hint: VenueOrder | None = None) -> None:
     order_apply(order_id=order.id, state=state, fills=fills)
 
 
-@transaction.atomic
+@transaction.atomic(savepoint=False)  # part of the caller's transaction when there is one
 def order_apply(*, order_id, state: VenueOrder | None, fills: list | None) -> Order:
     """Record fills (each venue trade once) and move the order and its proposal.
 

@@ -101,7 +101,7 @@ def _expire_if_stale(*, proposal: Proposal) -> bool:
 def _refuse(*, proposal_id, reason: str) -> None:
     """Audit a refusal once per proposal and reason: the sweeper retries, and must not flood the trail."""
     log.info("routing refused for %s: %s", proposal_id, reason)
-    last = AuditEvent.objects.filter(proposal_id=proposal_id, kind="order.refused").order_by("-seq").first()
+    last = AuditEvent.objects.filter(proposal_id=proposal_id, kind="order.refused").order_by("-id").first()
     if last is not None and json.loads(last.payload).get("reason") == reason:
         return
     audit_record(kind="order.refused", actor=ACTOR, proposal_id=proposal_id, payload={"reason": reason})

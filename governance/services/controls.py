@@ -50,7 +50,7 @@ def routing_refusal_locked() -> str | None:
     return None
 
 
-@transaction.atomic
+@transaction.atomic(savepoint=False)  # part of the caller's transaction when there is one
 def breaker_trip(*, name: str, actor: str, reason: str) -> CircuitBreaker:
     breaker, _ = CircuitBreaker.objects.select_for_update().get_or_create(name=name)
     if not breaker.tripped:
@@ -88,7 +88,7 @@ def venue_call_ok(*, venue: str, latency_ms: int) -> None:
     _venue_row(venue).update(consecutive_errors=0, last_ok_at=timezone.now(), last_latency_ms=latency_ms)
 
 
-@transaction.atomic
+@transaction.atomic(savepoint=False)  # part of the caller's transaction when there is one
 def venue_call_failed(*, venue: str, summary: str) -> int:
     """A venue error or reject (credential-free summary). Returns the errors in a row now."""
     rows = _venue_row(venue)

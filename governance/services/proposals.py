@@ -26,7 +26,7 @@ PROPOSAL_TRANSITIONS = {
 }
 
 
-@transaction.atomic
+@transaction.atomic(savepoint=False)  # part of the caller's transaction when there is one
 def proposal_transition(*, proposal_id, to: str, actor: str, reason: str, only_from=None, extra=None) -> bool:
     """Move a proposal to `to` if the transitions table allows it from its status now
     (and, with `only_from`, only from those). The row is locked, so two workers never

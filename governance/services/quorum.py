@@ -74,7 +74,7 @@ def vote_refuse(*, proposal_id, node, why: str, details: dict | None = None) -> 
     )
 
 
-@transaction.atomic
+@transaction.atomic(savepoint=False)  # part of the caller's transaction when there is one
 def vote_record(
     *, proposal_id, node: str, verdict: str, reason: str, key_id: str, decision_digest: str, signature: str, cast_at=None
 ) -> Vote | None:

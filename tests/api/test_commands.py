@@ -35,7 +35,7 @@ def test_trading_enable_switches_trading_on_prints_it_and_audits_who_and_why(see
     assert "enabled" in output and "alice" in output and "market open" in output
     state = TradingState.objects.get(pk=1)
     assert state.enabled and state.reason == "market open" and "alice" in state.changed_by
-    event = AuditEvent.objects.filter(kind="trading.enabled").latest("seq")
+    event = AuditEvent.objects.filter(kind="trading.enabled").latest("id")
     assert "alice" in event.actor
     assert json.loads(event.payload)["reason"] == "market open"
 
@@ -44,7 +44,7 @@ def test_trading_halt_switches_trading_off_and_audits(trading_enabled):
     output = run("trading", "halt", "--reason", "incident 42", "--user", "bob")
     assert "halted" in output
     assert not TradingState.objects.get(pk=1).enabled
-    event = AuditEvent.objects.filter(kind="trading.halted").latest("seq")
+    event = AuditEvent.objects.filter(kind="trading.halted").latest("id")
     assert "bob" in event.actor and json.loads(event.payload)["reason"] == "incident 42"
 
 

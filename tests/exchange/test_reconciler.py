@@ -13,7 +13,7 @@ from ledger.models import AuditEvent
 
 
 def lookups(proposal):
-    return [json.loads(e.payload) for e in AuditEvent.objects.filter(proposal_id=proposal.id, kind="order.lookup").order_by("seq")]
+    return [json.loads(e.payload) for e in AuditEvent.objects.filter(proposal_id=proposal.id, kind="order.lookup").order_by("id")]
 
 
 def test_an_order_that_cannot_be_looked_up_for_a_hundred_passes_leaves_a_handful_of_events(make_approved, certified, weex):

@@ -159,7 +159,7 @@ def test_an_approval_older_than_its_lifetime_expires_unsent_when_trading_resumes
 
     assert Proposal.objects.get(id=proposal.id).status == "expired"
     assert posts(weex) == [] and Order.objects.count() == 0
-    event = AuditEvent.objects.filter(proposal_id=proposal.id, kind="proposal.status").order_by("-seq").first()
+    event = AuditEvent.objects.filter(proposal_id=proposal.id, kind="proposal.status").order_by("-id").first()
     assert "never sent" in json.loads(event.payload)["reason"]
 
 

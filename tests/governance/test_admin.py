@@ -17,7 +17,7 @@ def officer(seeded, client):
 
 
 def last_event(kind):
-    return AuditEvent.objects.filter(kind=kind).order_by("-seq").first()
+    return AuditEvent.objects.filter(kind=kind).order_by("-id").first()
 
 
 def test_an_instrument_edit_is_audited_with_old_and_new_values(officer):

@@ -81,7 +81,7 @@ def fetch(api, proposal_id):
 
 
 def audit_kinds(proposal_id):
-    return list(AuditEvent.objects.filter(proposal_id=str(proposal_id)).order_by("seq").values_list("kind", flat=True))
+    return list(AuditEvent.objects.filter(proposal_id=str(proposal_id)).order_by("id").values_list("kind", flat=True))
 
 
 def assert_signature_verifies(proposal_id, vote):

@@ -15,6 +15,7 @@ from governance.models import Proposal
 from governance.services.controls import breaker_reset, breaker_trip, trading_halt
 from governance.services.rulesets import ruleset_new_draft, ruleset_publish
 from ledger.models import AuditEvent, Fill, RealizedPnl
+from ledger.services import audit_chain_extend, audit_record
 from tests.builders import Book, post_proposal, proposal_body
 from tests.ci_services import service_missing  # fails instead of skipping under CI=true
 
@@ -54,6 +55,7 @@ def full_run(api, trading_enabled):
     breaker_trip(name="venue_errors", actor="system", reason="test")
     breaker_reset(name="venue_errors", actor="operator:ann", reason="test")
     trading_halt(actor="operator:ann", reason="end of run")
+    audit_chain_extend()  # the sequencer's round, as within a second in production
     return book
 
 
@@ -206,3 +208,18 @@ def test_an_event_stamped_on_a_whole_second_verifies(db, monkeypatch):
     services.audit_record(kind="test.whole_second", actor="test", payload={"n": 1})
     services.audit_record(kind="test.microsecond", actor="test", payload={"n": 2}, proposal_id="6F9619FF8B86D011B42D00C04FC964FF")
     assert verify() == "audit chain OK: 2 events\n"
+
+
+def test_an_unchained_event_is_linked_once_and_its_content_never_changes(postgres_only, full_run):
+    event = audit_record(kind="test.pending", actor="writer", payload={"n": 1})
+    with pytest.raises(DatabaseError, match="Cannot update|is refused"), transaction.atomic():
+        AuditEvent.objects.filter(pk=event.pk).update(actor="someone else")  # content, before linking
+    with pytest.raises(DatabaseError, match="Cannot update|is refused"), transaction.atomic():
+        AuditEvent.objects.filter(pk=event.pk).update(seq=10**9, prev_hash="0" * 64, hash="f" * 64, payload="{}")
+
+    assert audit_chain_extend() == 1
+    with pytest.raises(DatabaseError, match="Cannot update|is refused"), transaction.atomic():
+        AuditEvent.objects.filter(pk=event.pk).update(hash="f" * 64)  # a link, once written
+    with pytest.raises(DatabaseError, match="Cannot delete|is refused"), transaction.atomic():
+        AuditEvent.objects.filter(pk=event.pk).delete()
+    assert verify().startswith("audit chain OK: ")

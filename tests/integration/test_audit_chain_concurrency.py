@@ -1,6 +1,10 @@
-"""Appends from several processes at once leave one unbroken chain: no gap, no fork."""
+"""Appends from several processes at once, while the sequencer that chains them is killed
+and restarted, leave one unbroken chain: every event linked once, no gap, no fork, and each
+writer's events in the order it wrote them."""
 
+import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -10,11 +14,23 @@ import pytest
 from django.core.management import call_command
 
 from ledger.models import AuditEvent
+from ledger.services import audit_chain_extend
 from tests.integration.workers import ROOT, database_url
 
 pytestmark = pytest.mark.integration
 
 PROCESSES, ROUNDS = 6, 40
+
+# The sequencer as a process of its own: a round every 20 ms, as beat would run it every second.
+SEQUENCER_SCRIPT = """
+import time
+import django
+django.setup()
+from ledger.services import audit_chain_extend
+while True:
+    audit_chain_extend(limit=50)
+    time.sleep(0.02)
+"""
 
 # Each process loads Django, says it is ready, waits for the common "go", then
 # appends as fast as it can: one event per transaction, every third transaction two.
@@ -39,9 +55,16 @@ for i in range(rounds):
 """
 
 
-def test_concurrent_appends_from_several_processes_leave_one_unbroken_chain(transactional_db, tmp_path):
+def start_sequencer(env):
+    return subprocess.Popen([sys.executable, "-c", SEQUENCER_SCRIPT], cwd=ROOT, env=env, start_new_session=True)
+
+
+def test_appends_from_six_processes_while_the_sequencer_is_killed_and_restarted_lose_and_reorder_nothing(
+    transactional_db, tmp_path
+):
     env = {**os.environ, "DATABASE_URL": database_url(), "DJANGO_SETTINGS_MODULE": "chronosx.settings"}
     env.pop("CELERY_BROKER_URL", None)
+    sequencer = start_sequencer(env)
     procs = [
         subprocess.Popen(
             [sys.executable, "-c", APPEND_SCRIPT, f"proc-{n}", str(tmp_path), str(ROUNDS)],
@@ -54,18 +77,34 @@ def test_concurrent_appends_from_several_processes_leave_one_unbroken_chain(tran
         assert time.monotonic() < deadline and all(p.poll() is None for p in procs), "append processes did not start"
         time.sleep(0.02)
     (tmp_path / "go").touch()
+    kills = 0
+    while any(p.poll() is None for p in procs):
+        time.sleep(0.15)
+        os.killpg(sequencer.pid, signal.SIGKILL)  # mid-round, as often as not
+        sequencer.wait()
+        kills += 1
+        sequencer = start_sequencer(env)
     for proc in procs:
         _, err = proc.communicate(timeout=120)
         assert proc.returncode == 0, err
+    time.sleep(1)
+    os.killpg(sequencer.pid, signal.SIGKILL)
+    sequencer.wait()
+    while audit_chain_extend():  # whatever the last sequencer left, as the next one would
+        pass
 
     per_process = ROUNDS + len(range(0, ROUNDS, 3))
-    events = list(AuditEvent.objects.order_by("seq").values_list("seq", "actor", "prev_hash", "hash"))
-    assert len(events) == PROCESSES * per_process
+    events = list(AuditEvent.objects.order_by("seq").values_list("seq", "actor", "prev_hash", "hash", "payload"))
+    assert kills >= 3
+    assert len(events) == PROCESSES * per_process and not AuditEvent.objects.filter(seq__isnull=True).exists()
     assert [seq for seq, *_ in events] == list(range(1, len(events) + 1))  # no gap, no repeat
-    assert len({prev for _, _, prev, _ in events}) == len(events)  # no two events share a parent: no fork
-    for (_, _, _, parent), (_, _, prev, _) in zip(events, events[1:]):
+    assert len({prev for _, _, prev, *_ in events}) == len(events)  # no two events share a parent: no fork
+    for (_, _, _, parent, _), (_, _, prev, _, _) in zip(events, events[1:]):
         assert prev == parent
-    # the processes really did interleave, so the lock was contended
+    for n in range(PROCESSES):  # each writer's events in the chain in the order it wrote them
+        written = [json.loads(payload) for _, actor, _, _, payload in events if actor == f"proc-{n}"]
+        assert [(e["i"], e.get("second", False)) for e in written] == sorted((e["i"], e.get("second", False)) for e in written)
+    # the processes really did interleave
     switches = sum(1 for a, b in zip(events, events[1:]) if a[1] != b[1])
     assert switches > PROCESSES * 3
 

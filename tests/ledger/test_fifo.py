@@ -148,7 +148,7 @@ def test_realized_pnl_is_grouped_per_strategy_instrument_and_utc_day(db):
 def test_every_fill_is_audited_with_its_realized_pnl_and_the_chain_verifies(book):
     book.buy("1", "100", fee="0.1")
     book.close_sell("1", "101", fee="0.1")
-    events = list(AuditEvent.objects.filter(kind="fill.recorded").order_by("seq"))
+    events = list(AuditEvent.objects.filter(kind="fill.recorded").order_by("id"))
     assert len(events) == 2
     assert '"realized":{"amount":"0.8"' in events[1].payload
     assert audit_chain_verify().ok
