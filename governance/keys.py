@@ -82,12 +82,27 @@ def may_load(node: str) -> tuple[bool, str]:
     return False, "this process is not an MPC node (CHRONOSX_NODE is unset) and not embedded"
 
 
+_signers: dict[str, tuple[tuple, NodeSigner]] = {}
+
+
 def node_signer(node: str) -> NodeSigner:
-    """The signing key of `node`, if this process may hold it. Raises NodeKeyError."""
+    """The signing key of `node`, if this process may hold it. Raises NodeKeyError.
+
+    The file is read again only when it changes (a rotation writes a new file), not on
+    every vote."""
     allowed, why = may_load(node)
     if not allowed:
         raise NodeKeyError(why)
-    return _read_key_file(key_path(node), node)
+    path = key_path(node)
+    try:
+        stat = path.stat()
+    except FileNotFoundError:
+        raise NodeKeyError(f"no key file for node {node!r} at {path}")
+    version = (str(path), stat.st_mtime_ns, stat.st_size, stat.st_ino)
+    cached = _signers.get(node)
+    if cached is None or cached[0] != version:
+        cached = _signers[node] = (version, _read_key_file(path, node))
+    return cached[1]
 
 
 def _read_key_file(path: Path, node: str) -> NodeSigner:

@@ -93,6 +93,7 @@ class VenueNotConfigured(VenueError):
 class Venue(Protocol):
     name: str  # stored on Order.venue, e.g. "sandbox", "weex"
     live: bool  # False for the sandbox and for an exchange's demo trading
+    in_process: bool  # True for the sandbox: no network, so no venue latency to measure
 
     def quantity_for(self, *, symbol: str, quantity: Decimal) -> Decimal:
         """`quantity` rounded DOWN to the venue's amount precision (0 when nothing is left)."""

@@ -157,6 +157,7 @@ class CcxtVenue:
             raise VenueNotConfigured(f"{name}: ccxt has no exchange {exchange_id!r}")
 
         self.name = name
+        self.in_process = False
         self.exchange_id = exchange_id
         self.live = not demo
         self.demo = demo

@@ -30,6 +30,7 @@ PRICE_PLACES = Decimal("0.00000001")
 class SandboxVenue:
     name = "sandbox"
     live = False
+    in_process = True  # no network: its calls are this process's own database work
 
     def quantity_for(self, *, symbol: str, quantity: Decimal) -> Decimal:
 

@@ -74,8 +74,11 @@ def breaker_reset(*, name: str, actor: str, reason: str) -> CircuitBreaker:
 
 
 def _venue_row(venue: str):
-    VenueHealth.objects.get_or_create(venue=venue)
-    return VenueHealth.objects.filter(venue=venue)
+    """The venue's record as an update target (created the first time a venue is seen)."""
+    rows = VenueHealth.objects.filter(venue=venue)
+    if not rows.exists():
+        VenueHealth.objects.get_or_create(venue=venue)
+    return rows
 
 
 def venue_probe_record(*, venue: str, live: bool, healthy: bool, detail: str) -> None:
