@@ -117,6 +117,10 @@ class Ruleset(models.Model):
 
     class Meta:
         ordering = ["-version"]
+        permissions = [
+            ("edit_ruleset", "Create, edit and submit ruleset drafts"),
+            ("approve_ruleset", "Approve (publish) a ruleset draft that others edited and submitted"),
+        ]
         triggers = [
             # The database itself refuses to rewrite a published version.
             pgtrigger.Protect(
@@ -181,6 +185,9 @@ class TradingState(models.Model):
     changed_by = models.CharField(max_length=150, default="system")
     changed_at = models.DateTimeField(null=True, blank=True)
 
+    class Meta:
+        permissions = [("control_trading", "Enable, halt or set reduce-only; pause and resume; press the kill switch")]
+
 
 class CircuitBreaker(models.Model):
     name = models.CharField(max_length=64, unique=True)
@@ -188,6 +195,9 @@ class CircuitBreaker(models.Model):
     reason = models.CharField(max_length=500, blank=True)
     since = models.DateTimeField(null=True, blank=True)
     changed_by = models.CharField(max_length=150, blank=True)
+
+    class Meta:
+        permissions = [("trip_breaker", "Trip a circuit breaker"), ("reset_breaker", "Reset a circuit breaker")]
 
     def __str__(self):
         return self.name
@@ -243,6 +253,10 @@ class Proposal(models.Model):
 
     class Meta:
         ordering = ["-received_at"]
+        permissions = [
+            ("request_force", "Ask for a blocked proposal to be executed (force-execute)"),
+            ("approve_force", "Grant another officer's force-execute request"),
+        ]
         constraints = [
             models.UniqueConstraint(fields=["agent", "idempotency_key"], name="one_proposal_per_idempotency_key"),
             # Every stored time can be read back: the API bounds signal_time to a week

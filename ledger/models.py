@@ -57,6 +57,10 @@ class AuditEvent(models.Model):
 
     class Meta:
         ordering = ["id"]
+        permissions = [
+            ("export_reports", "Export compliance reports (proposals, votes, orders, fills, audit, PDF report)"),
+            ("verify_audit", "Verify the audit chain"),
+        ]
         indexes = [
             models.Index(fields=["id"], condition=models.Q(hash__isnull=True), name="audit_event_unchained"),
         ]

@@ -13,6 +13,7 @@ PACKAGES = ("chronosx", "governance", "ledger", "exchange")
 # imported there; ccxt is heavy, so only a process that routes to a ccxt venue loads it.
 ALLOWED_LOCAL_IMPORTS = {
     ("governance/apps.py", "governance"),
+    ("governance/apps.py", "governance.roles"),
     ("exchange/apps.py", "exchange"),
     ("exchange/venues/__init__.py", "exchange.venues.ccxt_venue"),
 }
