@@ -10,6 +10,8 @@ Every staff user holds one role. The admin, the dashboard and the management com
 ask the same question, `user_may(user, PERMISSION)`, before any change.
 """
 
+import getpass
+
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group, Permission
 from django.db import transaction
@@ -74,3 +76,21 @@ def require(user, permission: str, action: str) -> None:
 def staff_user(name: str):
     """The active staff user called `name`, or None."""
     return get_user_model().objects.filter(username=name, is_active=True, is_staff=True).first()
+
+
+def command_actor(*, user: str | None, permission: str, action: str, required: bool) -> str:
+    """Who a management command acts as, checked against their role (CONTRACT.md §2b).
+
+    `--user NAME` naming a staff user: that user's role decides, and a refusal raises
+    PermissionDenied. Commands that need two identities (ruleset, force, export) require a
+    staff user. The others (trading, breaker) may omit it or name someone who is not staff:
+    shell access to manage.py already holds the database, so they run with full rights and
+    record that name, or the shell account."""
+    if user:
+        staff = staff_user(user)
+        if staff is not None:
+            require(staff, permission, action)
+            return f"operator:{staff.username}"
+    if required:
+        raise PermissionDenied(f"{user or 'nobody'} is not a staff user; --user must name one to {action}")
+    return f"operator:{user or getpass.getuser()}"
