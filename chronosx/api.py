@@ -89,7 +89,7 @@ class StrictJSONParser(JSONParser):
         if json_depth(text) > MAX_JSON_DEPTH:
             raise exceptions.ParseError(f"malformed JSON: nested deeper than {MAX_JSON_DEPTH} levels")
         try:
-            return json.loads(
+            data = json.loads(
                 text,
                 parse_float=Decimal,
                 parse_constant=_reject_constant,
@@ -97,6 +97,13 @@ class StrictJSONParser(JSONParser):
             )
         except (ValueError, RecursionError) as exc:
             raise exceptions.ParseError(f"malformed JSON: {exc}")
+        try:
+            # "\ud800" alone is valid JSON but no character: UTF-8 cannot carry it, so it could
+            # be neither stored nor echoed back in an error message (a 500 either way).
+            json.dumps(data, ensure_ascii=False, default=str).encode("utf-8")
+        except UnicodeEncodeError as exc:
+            raise exceptions.ParseError(f"malformed JSON: unpaired surrogate U+{ord(exc.object[exc.start]):04X}")
+        return data
 
 
 def check_body_size(request):

@@ -162,6 +162,8 @@ SPECTACULAR_SETTINGS = {
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
     "SCHEMA_PATH_PREFIX": "/api/v1",
+    "POSTPROCESSING_HOOKS": ["drf_spectacular.hooks.postprocess_schema_enums", "governance.schema.postprocess"],
+    "ENUM_NAME_OVERRIDES": {"ErrorCodeEnum": "governance.schema.ERROR_CODES"},
 }
 
 # Celery: with no broker, tasks run in-process (embedded mode).

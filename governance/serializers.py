@@ -10,7 +10,7 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from chronosx.canonical import decimal_text
-from governance.models import Instrument, Proposal
+from governance.models import Decision, Instrument, Node, Proposal, Vote
 from governance.selectors.quorum import quorum_summary
 
 CLOCK_SKEW = timedelta(seconds=5)
@@ -39,7 +39,7 @@ def plain_digits(value: Decimal) -> int:
     return max(len(digits), -exponent)
 
 
-@extend_schema_field({"type": "string", "format": "decimal", "example": "0.0100"})
+# Its OpenAPI shape (pattern, > 0 on input) is governance.schema.DecimalStringFieldExtension.
 class DecimalStringField(serializers.Field):
     """A decimal given as a JSON string, kept exact (never through float)."""
 
@@ -84,7 +84,7 @@ class StrictCharField(serializers.CharField):
         return super().to_internal_value(data)
 
 
-@extend_schema_field({"type": "number"})
+# Its OpenAPI shape is governance.schema.JSONNumberFieldExtension.
 class JSONNumberField(serializers.Field):
     """A JSON number (not a string, not a boolean), kept as an exact Decimal."""
 
@@ -199,7 +199,7 @@ class CheckSerializer(serializers.Serializer):
 
 
 class DecisionSerializer(serializers.Serializer):
-    outcome = serializers.CharField()
+    outcome = serializers.ChoiceField(choices=Decision.Outcome.choices)
     approved_quantity = DecimalStringField(allow_null=True)
     ruleset_version = serializers.IntegerField()
     decided_at = serializers.DateTimeField()
@@ -208,8 +208,8 @@ class DecisionSerializer(serializers.Serializer):
 
 
 class VoteSerializer(serializers.Serializer):
-    node = serializers.CharField()
-    verdict = serializers.CharField()
+    node = serializers.ChoiceField(choices=Node.choices)
+    verdict = serializers.ChoiceField(choices=Vote.Verdict.choices)
     reason = serializers.CharField()
     cast_at = serializers.DateTimeField()
     signature = serializers.CharField()
@@ -237,7 +237,7 @@ class FillSerializer(serializers.Serializer):
 
 class OrderSerializer(serializers.Serializer):
     client_order_id = serializers.CharField()
-    venue = serializers.CharField()
+    venue = serializers.ChoiceField(choices=["sandbox", "weex"])
     live = serializers.BooleanField()
     status = serializers.CharField()
     quantity = DecimalStringField()
@@ -250,17 +250,17 @@ class ProposalSerializer(serializers.Serializer):
     id = serializers.UUIDField()
     strategy = serializers.CharField(source="strategy.slug")
     symbol = serializers.CharField(source="instrument.symbol")
-    side = serializers.CharField()
+    side = serializers.ChoiceField(choices=Proposal.Side.choices)
     quantity = DecimalStringField()
-    order_type = serializers.CharField()
+    order_type = serializers.ChoiceField(choices=Proposal.OrderType.choices)
     limit_price = DecimalStringField(allow_null=True)
     reference_price = DecimalStringField()
     expected_slippage_bps = JSONNumberField(min_value=0)
-    confidence = JSONNumberField(min_value=0)
+    confidence = JSONNumberField(min_value=0, max_value=1)
     signal_time = serializers.DateTimeField()
-    intent = serializers.CharField()
+    intent = serializers.ChoiceField(choices=Proposal.Intent.choices)
     received_at = serializers.DateTimeField()
-    status = serializers.CharField()
+    status = serializers.ChoiceField(choices=Proposal.Status.choices)
     decision = serializers.SerializerMethodField()
     quorum = serializers.SerializerMethodField()
     orders = OrderSerializer(many=True, source="orders.all")

@@ -1,3 +1,4 @@
+import re
 from datetime import date
 
 from drf_spectacular.utils import OpenApiParameter, extend_schema
@@ -6,6 +7,7 @@ from rest_framework.exceptions import ValidationError
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from governance import schema as oas
 from governance.auth import AgentTokenAuthentication
 from governance.models import Agent, Mode
 from governance.selectors.controls import ruleset_current
@@ -22,11 +24,18 @@ def visible_strategies(principal):
 class PortfolioApi(APIView):
     authentication_classes = [AgentTokenAuthentication, SessionAuthentication]
 
-    @extend_schema(responses=dict, summary="Realized-only portfolio of the agent's strategies (staff: all)")
+    @extend_schema(
+        parameters=oas.error_headers(*oas.AUTHENTICATED),
+        responses={200: oas.PortfolioSerializer, **oas.error_responses(*oas.AUTHENTICATED)},
+        summary="Realized-only portfolio of the agent's strategies (staff: all)",
+    )
     def get(self, request):
         ruleset = ruleset_current()
         mode = ruleset.mode if ruleset else Mode.ALPHA
         return Response(portfolio_report(strategies=visible_strategies(request.user), mode=mode))
+
+
+ISO_DAY = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 
 
 def _day(params, name):
@@ -34,21 +43,25 @@ def _day(params, name):
     if value in (None, ""):
         return None
     try:
-        return date.fromisoformat(value)
+        # fromisoformat alone would also take 20260301 and 2026-W09-7: the schema says YYYY-MM-DD.
+        if ISO_DAY.fullmatch(value):
+            return date.fromisoformat(value)
     except ValueError:
-        raise ValidationError({name: ["must be a date, YYYY-MM-DD"]})
+        pass
+    raise ValidationError({name: ["must be a date, YYYY-MM-DD"]})
 
 
 class RealizedPnlApi(APIView):
     authentication_classes = [AgentTokenAuthentication, SessionAuthentication]
 
     @extend_schema(
-        responses=dict,
+        responses={200: oas.RealizedPnlSerializer, **oas.error_responses(400, *oas.AUTHENTICATED)},
         summary="Realized PnL net of fees (FIFO), grouped by strategy, instrument or UTC day",
         parameters=[
             OpenApiParameter("by", str, enum=["strategy", "instrument", "day"], default="day"),
-            OpenApiParameter("since", str, description="first UTC day, YYYY-MM-DD"),
-            OpenApiParameter("until", str, description="last UTC day, YYYY-MM-DD"),
+            oas.query("since", {"type": "string", "format": "date"}, "first UTC day, YYYY-MM-DD"),
+            oas.query("until", {"type": "string", "format": "date"}, "last UTC day, YYYY-MM-DD"),
+            *oas.error_headers(400, *oas.AUTHENTICATED),
         ],
     )
     def get(self, request):

@@ -2,12 +2,13 @@ import re
 import uuid
 
 from django.utils import timezone
-from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import exceptions, serializers
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from chronosx.api import IdempotencyKeyRequired, check_body_size
+from governance import schema as oas
 from governance.models import Proposal
 from governance.selectors.proposals import agent_bound_to, proposal_get, proposal_list
 from governance.serializers import (
@@ -18,14 +19,28 @@ from governance.serializers import (
 )
 from governance.services.proposals import proposal_submit, request_hash
 
-IDEMPOTENCY_KEY = re.compile(r"^[A-Za-z0-9_.:\-]{1,64}$")
+IDEMPOTENCY_KEY = re.compile(oas.IDEMPOTENCY_KEY_PATTERN)
+POST_ERRORS = (400, 403, 409, 413, 415, *oas.AUTHENTICATED)
+LIST_ERRORS = (400, 403, *oas.AUTHENTICATED)
+DETAIL_ERRORS = (404, *oas.AUTHENTICATED)
+
+
+class ProposalFilterSerializer(serializers.Serializer):
+    # An empty parameter (`?strategy=&status=`, as a URL template fills it) means no filter.
+    strategy = StrictCharField(required=False, max_length=64, allow_blank=True)
+    status = serializers.ChoiceField(choices=Proposal.Status.choices, required=False, allow_blank=True)
+    limit = serializers.IntegerField(required=False, min_value=1, max_value=1000, default=100)
 
 
 class ProposalListCreateApi(APIView):
     @extend_schema(
-        request=ProposalInSerializer,
-        parameters=[OpenApiParameter("Idempotency-Key", str, OpenApiParameter.HEADER, required=True)],
-        responses={202: ProposalSerializer, 200: ProposalSerializer},
+        request=oas.PROPOSAL_IN,
+        parameters=[oas.IDEMPOTENCY_KEY, oas.LOCATION, *oas.error_headers(*POST_ERRORS)],
+        responses={
+            202: OpenApiResponse(ProposalSerializer, description="accepted: the new proposal"),
+            200: OpenApiResponse(ProposalSerializer, description="the same key and body again: the proposal as stored, nothing new"),
+            **oas.error_responses(*POST_ERRORS),
+        },
         summary="Propose a trade",
     )
     def post(self, request):
@@ -61,12 +76,17 @@ class ProposalListCreateApi(APIView):
 
     @extend_schema(
         parameters=[
-            OpenApiParameter("strategy", str, description="a strategy slug the agent is bound to"),
-            OpenApiParameter("status", str, enum=Proposal.Status.values),
-            OpenApiParameter("limit", int, description="newest first; 1-1000, default 100"),
+            oas.query(
+                "strategy",
+                {"type": "string", "minLength": 1, "maxLength": 64, "not": {"pattern": oas.CONTROL_CHARACTER}},
+                "a strategy slug the agent is bound to (else 403)",
+            ),
+            oas.query("status", {"type": "string", "enum": Proposal.Status.values}),
+            oas.query("limit", {"type": "integer", "minimum": 1, "maximum": 1000, "default": 100}, "newest first"),
+            *oas.error_headers(*LIST_ERRORS),
         ],
-        responses=ProposalSerializer(many=True),
-        summary="List the agent's proposals",
+        responses={200: ProposalSerializer(many=True), **oas.error_responses(*LIST_ERRORS)},
+        summary="List the agent's proposals, newest first",
     )
     def get(self, request):
         params = ProposalFilterSerializer(data=request.query_params)
@@ -85,15 +105,12 @@ def _bound_strategy(agent, slug):
     return strategy
 
 
-class ProposalFilterSerializer(serializers.Serializer):
-    # An empty parameter (`?strategy=&status=`, as a URL template fills it) means no filter.
-    strategy = StrictCharField(required=False, max_length=64, allow_blank=True)
-    status = serializers.ChoiceField(choices=Proposal.Status.choices, required=False, allow_blank=True)
-    limit = serializers.IntegerField(required=False, min_value=1, max_value=1000, default=100)
-
-
 class ProposalDetailApi(APIView):
-    @extend_schema(responses={200: ProposalSerializer, 404: OpenApiResponse(description="not found")}, summary="One proposal")
+    @extend_schema(
+        parameters=[oas.PROPOSAL_ID, *oas.error_headers(*DETAIL_ERRORS)],
+        responses={200: ProposalSerializer, **oas.error_responses(*DETAIL_ERRORS)},
+        summary="One proposal",
+    )
     def get(self, request, proposal_id):
         try:
             proposal_id = uuid.UUID(proposal_id)

@@ -108,7 +108,11 @@ def test_realized_pnl_per_day_is_served_for_the_agents_strategies_only(api):
 
 
 def test_realized_pnl_refuses_an_unknown_grouping_or_a_bad_date(api):
-    for query, field in (("by=week", "by"), ("since=yesterday", "since"), ("until=2026-13-01", "until"), ("x=1", "x")):
+    for query, field in (
+        ("by=week", "by"), ("since=yesterday", "since"), ("until=2026-13-01", "until"), ("x=1", "x"),
+        # ISO 8601 but not the schema's YYYY-MM-DD (date.fromisoformat alone takes them)
+        ("since=20260303", "since"), ("until=2026-W10-1", "until"),
+    ):
         response = api.get(f"/api/v1/portfolio/realized/?{query}")
         assert response.status_code == 400, query
         assert response.json()["error"]["code"] == "invalid"
