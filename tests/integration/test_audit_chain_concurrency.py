@@ -5,7 +5,6 @@ writer's events in the order it wrote them."""
 import json
 import os
 import signal
-import subprocess
 import sys
 import time
 from io import StringIO
@@ -15,7 +14,7 @@ from django.core.management import call_command
 
 from ledger.models import AuditEvent
 from ledger.services import audit_chain_extend
-from tests.integration.workers import ROOT, database_url
+from tests.integration.workers import database_url, log_tail, spawn, stop_worker
 
 pytestmark = pytest.mark.integration
 
@@ -55,8 +54,8 @@ for i in range(rounds):
 """
 
 
-def start_sequencer(env):
-    return subprocess.Popen([sys.executable, "-c", SEQUENCER_SCRIPT], cwd=ROOT, env=env, start_new_session=True)
+def start_sequencer(env, tmp_path):
+    return spawn([sys.executable, "-c", SEQUENCER_SCRIPT], env=env, log_path=tmp_path / "sequencer.log")
 
 
 def test_appends_from_six_processes_while_the_sequencer_is_killed_and_restarted_lose_and_reorder_nothing(
@@ -64,32 +63,33 @@ def test_appends_from_six_processes_while_the_sequencer_is_killed_and_restarted_
 ):
     env = {**os.environ, "DATABASE_URL": database_url(), "DJANGO_SETTINGS_MODULE": "chronosx.settings"}
     env.pop("CELERY_BROKER_URL", None)
-    sequencer = start_sequencer(env)
+    sequencer = start_sequencer(env, tmp_path)
     procs = [
-        subprocess.Popen(
+        spawn(
             [sys.executable, "-c", APPEND_SCRIPT, f"proc-{n}", str(tmp_path), str(ROUNDS)],
-            cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            env=env, log_path=tmp_path / f"proc-{n}.log",
         )
         for n in range(PROCESSES)
     ]
-    deadline = time.monotonic() + 60
-    while len(list(tmp_path.glob("ready-*"))) < PROCESSES:
-        assert time.monotonic() < deadline and all(p.poll() is None for p in procs), "append processes did not start"
-        time.sleep(0.02)
-    (tmp_path / "go").touch()
     kills = 0
-    while any(p.poll() is None for p in procs):
-        time.sleep(0.15)
-        os.killpg(sequencer.pid, signal.SIGKILL)  # mid-round, as often as not
-        sequencer.wait()
-        kills += 1
-        sequencer = start_sequencer(env)
-    for proc in procs:
-        _, err = proc.communicate(timeout=120)
-        assert proc.returncode == 0, err
-    time.sleep(1)
-    os.killpg(sequencer.pid, signal.SIGKILL)
-    sequencer.wait()
+    try:
+        deadline = time.monotonic() + 120
+        while len(list(tmp_path.glob("ready-*"))) < PROCESSES:
+            assert time.monotonic() < deadline and all(p.poll() is None for p in procs), "append processes did not start"
+            time.sleep(0.02)
+        (tmp_path / "go").touch()
+        while any(p.poll() is None for p in procs):
+            time.sleep(0.15)
+            os.killpg(sequencer.pid, signal.SIGKILL)  # mid-round, as often as not
+            sequencer.wait()
+            kills += 1
+            sequencer = start_sequencer(env, tmp_path)
+        for n, proc in enumerate(procs):
+            assert proc.wait(timeout=120) == 0, log_tail(tmp_path / f"proc-{n}.log")
+        time.sleep(1)
+    finally:
+        for proc in (sequencer, *procs):
+            stop_worker(proc, signal.SIGKILL)
     while audit_chain_extend():  # whatever the last sequencer left, as the next one would
         pass
 

@@ -108,8 +108,11 @@ def triggers(postgresql):
     """The audit table's triggers, all on, with the append-only guards among them."""
     with connection.cursor() as cursor:
         found = audit_triggers(cursor)
-    assert any(name.startswith("pgtrigger_audit_event_append_only") for name in found), found
-    assert "ledger_auditevent_refuse_rewrite" in found, found
+    # pgtrigger's: no DELETE, no TRUNCATE, an UPDATE only to link an unchained event; and the
+    # sequencer's own link-once guard (ledger migration 0005).
+    assert any(name.startswith("pgtrigger_audit_event_no_delete") for name in found), found
+    assert any(name.startswith("pgtrigger_audit_event_linked_once") for name in found), found
+    assert "ledger_auditevent_link_once" in found, found
     assert set(found.values()) == {"O"}, found
     return found
 

@@ -83,13 +83,36 @@ def celery_worker_argv(*, queues, name, concurrency=1, options=()) -> list[str]:
     ]
 
 
+# Every process spawn() started, so that reap() can end what a test left behind.
+_spawned: list[subprocess.Popen] = []
+
+
 def spawn(argv, *, env, log_path) -> subprocess.Popen:
     """Start `argv` in the project folder, output appended to `log_path`, in a process group of
-    its own: a SIGKILL of the group reaches a Celery worker's pool children too."""
+    its own: a SIGKILL of the group reaches a Celery worker's pool children too. It inherits no
+    descriptor of pytest's: a process left running must not hold the run's output open."""
     with open(log_path, "a") as log:
-        return subprocess.Popen(
-            argv, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+        proc = subprocess.Popen(
+            argv, cwd=ROOT, env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
+    _spawned.append(proc)
+    return proc
+
+
+def reap() -> int:
+    """SIGKILL the process group of every spawned process still running; how many there were.
+    Called when the test session ends (tests/conftest.py): a test that failed or timed out
+    half-way may have left a worker or a loop running, and it would run on after the suite."""
+    alive = [proc for proc in _spawned if proc.poll() is None]
+    for proc in alive:
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        proc.wait()
+    _spawned.clear()
+    return len(alive)
 
 
 def start_worker(*, queues, name, env=None, concurrency=1, log_dir=None, beat=False) -> subprocess.Popen:
