@@ -4,16 +4,22 @@ No Django, no clock, no randomness, no I/O. Every input is plain JSON data (deci
 as strings, times as ISO-8601 strings) so it can be stored with the decision and
 replayed later to the same result. Arithmetic runs in one fixed decimal context.
 
-The rules are one table, RULES: a name, a small function that decides it, whether a
-smaller quantity can satisfy it, and the MPC node that reviews it. The table's order
-is the order of `checks` in every decision. A new rule is one function and one row.
+The rules are one table, RULES: a name, a small function that decides it, for a rule
+that a smaller quantity can satisfy the largest quantity it allows, and the MPC node
+that reviews it. The table's order is the order of `checks` in every decision. A new
+rule is one function (two if quantity-bound) and one row.
+
+What depends on the ruleset alone (its decimals parsed, with the text details show
+them in) is worked out once per ruleset version and kept: see Ruleset and compiled().
 """
 
+import copy
 import decimal
 from collections.abc import Callable
-from dataclasses import dataclass
-from datetime import datetime
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta
 from decimal import Decimal
+from functools import cached_property
 from typing import NamedTuple
 
 CONTEXT = decimal.Context(prec=50, rounding=decimal.ROUND_HALF_EVEN, traps=[decimal.InvalidOperation, decimal.DivisionByZero])
@@ -25,6 +31,7 @@ BPS = Decimal(10000)
 ZERO = Decimal(0)
 BUY, SELL = Decimal(1), Decimal(-1)
 MICROS_PER_SECOND = Decimal(1_000_000)
+MICROSECOND = timedelta(microseconds=1)
 CENT = Decimal("0.01")
 NODES = ("execution", "risk", "portfolio")
 
@@ -37,7 +44,12 @@ def fmt(value: Decimal) -> str:
     """A decimal for humans: no exponent, no trailing zeros beyond the value's own.
 
     (chronosx.canonical.decimal_text does the same; the engine imports nothing of the project.)"""
-    return format(value, "f")
+    # str() gives the same text several times faster, unless it picks an exponent
+    # (for a positive exponent, or a value below 1E-6).
+    text = str(value)
+    if "E" in text or "e" in text:
+        return format(value, "f")
+    return text
 
 
 def notional_price(proposal: dict) -> Decimal:
@@ -47,13 +59,117 @@ def notional_price(proposal: dict) -> Decimal:
     return d(proposal["reference_price"])
 
 
-class Facts(NamedTuple):
+# --- the ruleset, compiled ------------------------------------------------------------
+
+
+class Limit(NamedTuple):
+    """A limit of the ruleset, parsed, and its text as details show it."""
+
+    value: Decimal
+    text: str
+
+
+def _limit(raw) -> Limit:
+    value = d(raw)
+    return Limit(value, fmt(value))
+
+
+NO_LIMIT = _limit(0)  # for a symbol without limits: no position, no exposure
+
+
+@dataclass(frozen=True, eq=False)
+class Ruleset:
+    """A ruleset's params compiled for the rules: each limit parsed once, with its text,
+    and the limits of each asset and each strategy as they are first asked for.
+
+    A limit is parsed on first use rather than up front, so that one a decision never
+    reaches (the collar for a market order, the budgets for a close) fails, if it is
+    malformed, exactly where it always has; a failed parse is not kept.
+    """
+
+    params: dict  # a copy of the params it was compiled from, never handed out
+    _assets: dict = field(default_factory=dict)  # (symbol with limits, param) -> Limit
+    _budgets: dict = field(default_factory=dict)  # strategy with its own budget, or None -> Limit
+
+    @cached_property
+    def min_confidence(self) -> Limit:
+        return _limit(self.params["min_confidence"])
+
+    @cached_property
+    def max_signal_age(self) -> Limit:
+        return _limit(self.params["max_signal_age_seconds"])
+
+    @cached_property
+    def max_slippage(self) -> Limit:
+        return _limit(self.params["max_slippage_bps"])
+
+    @cached_property
+    def max_price_deviation(self) -> Limit:
+        return _limit(self.params["max_price_deviation_bps"])
+
+    @cached_property
+    def max_order_notional(self) -> Limit:
+        return _limit(self.params["max_order_notional"])
+
+    @cached_property
+    def max_gross_exposure(self) -> Limit:
+        return _limit(self.params["max_gross_exposure"])
+
+    def asset_limit(self, symbol: str, param: str) -> Limit:
+        """params["assets"][symbol][param]; no room at all for a symbol without limits."""
+        key = (symbol, param)
+        limit = self._assets.get(key)
+        if limit is None:
+            limits = self.params["assets"].get(symbol)
+            if not limits:
+                return NO_LIMIT  # not kept: only the symbols of the ruleset are
+            limit = self._assets[key] = _limit(limits[param])
+        return limit
+
+    def strategy_budget(self, strategy: str) -> Limit:
+        """The strategy's own budget, else the default one (both params must be there)."""
+        budgets, default = self.params["strategy_budgets"], self.params["default_strategy_budget"]
+        key = strategy if strategy in budgets else None  # kept per strategy of the ruleset, not per name asked
+        limit = self._budgets.get(key)
+        if limit is None:
+            limit = self._budgets[key] = _limit(budgets.get(strategy, default))
+        return limit
+
+
+RULESETS_KEPT = 16
+_compiled: dict = {}  # ruleset version -> Ruleset, oldest first
+
+
+def compiled(rules: dict) -> Ruleset:
+    """These params compiled, once per ruleset version.
+
+    A published version's params never change, but the engine is also handed drafts
+    (`ruleset impact`) and test inputs that share a number, or the same dict changed in
+    place: a kept Ruleset is used only while its copy of the params equals the params
+    given, and is compiled again otherwise. (Equal as Python compares: 10 == 10.0. Each
+    ruleset field has one type, decimal text or integer, so params of one version never
+    differ only that way.)
+    """
+    version = rules.get("version")
+    ruleset = _compiled.get(version)
+    if ruleset is None or ruleset.params != rules:
+        ruleset = Ruleset(copy.deepcopy(rules))
+        _compiled.pop(version, None)
+        while len(_compiled) >= RULESETS_KEPT:
+            _compiled.pop(next(iter(_compiled)), None)
+        _compiled[version] = ruleset
+    return ruleset
+
+
+@dataclass(slots=True)
+class Facts:
     """What several rules look at, parsed once per evaluation. The raw inputs ride
     along for what only one rule reads."""
 
     proposal: dict
     context: dict
     rules: dict
+    ruleset: Ruleset  # rules, compiled
     quantity: Decimal
     price: Decimal  # notional_price(proposal)
     notional: Decimal
@@ -62,24 +178,32 @@ class Facts(NamedTuple):
     position: Decimal  # signed, this strategy and instrument, reserved included
     asset_limits: dict | None  # rules["assets"] of this symbol, if any
 
+    def with_quantity(self, quantity: Decimal) -> "Facts":
+        """The same order for another quantity."""
+        return replace(self, quantity=quantity, notional=quantity * self.price)
 
-# A check says (passed, detail); a quantity-bound one adds the largest quantity it
-# allows (None for a close, which is never cut down).
+
+# A check says (passed, detail).
 Verdict = tuple[bool, str]
-BoundVerdict = tuple[bool, str, Decimal | None]
 
 
 @dataclass(frozen=True, slots=True)
 class Rule:
     name: str  # as it appears in `checks`
-    check: Callable[[Facts], Verdict | BoundVerdict]  # a BoundVerdict exactly when quantity_bound
-    # A smaller quantity can satisfy it: only these may lead to `modify`.
-    quantity_bound: bool
+    check: Callable[[Facts], Verdict]
+    # For a rule that a smaller quantity can satisfy (only these may lead to `modify`):
+    # the largest quantity an opening order may have to pass it. Worked out only when
+    # a decision may be a modify. A rule without one must not depend on the quantity.
+    cap: Callable[[Facts], Decimal] | None
     reviewer: str  # the MPC node that reviews it
 
     def __post_init__(self):
         if self.reviewer not in NODES:
             raise ValueError(f"rule {self.name}: unknown reviewer {self.reviewer!r}")
+
+    @property
+    def quantity_bound(self) -> bool:
+        return self.cap is not None
 
 
 def evaluate(*, proposal: dict, context: dict, rules: dict) -> dict:
@@ -94,58 +218,67 @@ def evaluate(*, proposal: dict, context: dict, rules: dict) -> dict:
       has_open_position, proposals_last_minute.
     rules: a published ruleset's params.
     """
-    with decimal.localcontext(CONTEXT):
-        quantity = d(proposal["quantity"])
-        price = notional_price(proposal)
-        facts = Facts(
-            proposal=proposal,
-            context=context,
-            rules=rules,
-            quantity=quantity,
-            price=price,
-            notional=quantity * price,
-            is_close=proposal.get("intent", "open") == "close",
-            sign=BUY if proposal["side"] == "buy" else SELL,
-            position=d(context["position_quantity"]),
-            asset_limits=rules["assets"].get(proposal["symbol"]),
-        )
-        checks, failed, caps = _apply(facts)
-        if not failed:
-            return {"outcome": "approve", "approved_quantity": proposal["quantity"], "checks": checks}
-        smaller = _smaller_quantity(facts, failed, caps)
-        if smaller is not None:
-            return {"outcome": "modify", "approved_quantity": fmt(smaller), "checks": checks}
-        return {"outcome": "block", "approved_quantity": None, "checks": checks}
+    ruleset = compiled(rules)
+    # All arithmetic in CONTEXT. It is made current as it is: decimal.localcontext()
+    # would copy it, which costs as much as several checks. Its flags are never read.
+    outer = decimal.getcontext()
+    decimal.setcontext(CONTEXT)
+    try:
+        return _decide(proposal, context, rules, ruleset)
+    finally:
+        decimal.setcontext(outer)
 
 
-def _apply(facts: Facts) -> tuple[list, list, list]:
-    """Every rule in table order: the checks, the rules that failed, the quantity-bound caps."""
-    checks, failed, caps = [], [], []
-    for rule in RULES:
-        if rule.quantity_bound:
-            passed, detail, largest = rule.check(facts)
-            caps.append(largest)
-        else:
-            passed, detail = rule.check(facts)
+def _decide(proposal: dict, context: dict, rules: dict, ruleset: Ruleset) -> dict:
+    quantity = d(proposal["quantity"])
+    price = notional_price(proposal)
+    facts = Facts(
+        proposal=proposal,
+        context=context,
+        rules=rules,
+        ruleset=ruleset,
+        quantity=quantity,
+        price=price,
+        notional=quantity * price,
+        is_close=proposal.get("intent", "open") == "close",
+        sign=BUY if proposal["side"] == "buy" else SELL,
+        position=d(context["position_quantity"]),
+        asset_limits=rules["assets"].get(proposal["symbol"]),
+    )
+    checks, failed = _apply(facts, RULES)
+    if not failed:
+        return {"outcome": "approve", "approved_quantity": proposal["quantity"], "checks": checks}
+    smaller = _smaller_quantity(facts, failed)
+    if smaller is not None:
+        return {"outcome": "modify", "approved_quantity": fmt(smaller), "checks": checks}
+    return {"outcome": "block", "approved_quantity": None, "checks": checks}
+
+
+def _apply(facts: Facts, rules: tuple) -> tuple[list, list]:
+    """The rules in table order: the checks, and the rules that failed."""
+    checks, failed = [], []
+    for rule in rules:
+        passed, detail = rule.check(facts)
         checks.append({"rule": rule.name, "passed": passed, "detail": detail})
         if not passed:
             failed.append(rule)
-    return checks, failed, caps
+    return checks, failed
 
 
-def _smaller_quantity(facts: Facts, failed: list, caps: list) -> Decimal | None:
+def _smaller_quantity(facts: Facts, failed: list) -> Decimal | None:
     """The largest quantity, below the one asked for, that passes every check; None if there is none."""
     # A close larger than the position is refused outright, never cut down.
     if facts.is_close or not all(rule.quantity_bound for rule in failed):
         return None
     instrument = facts.context["instrument"]
-    largest = _round_down(min(caps), d(instrument["quantity_step"]))
+    largest = _round_down(min(rule.cap(facts) for rule in QUANTITY_BOUND_RULES), d(instrument["quantity_step"]))
     if not (d(instrument["min_quantity"]) <= largest < facts.quantity and largest > 0):
         return None
     # The caps are upper bounds; max_position also has a lower one (a buy must not
     # leave a short beyond the limit), so a cut-down quantity is only offered when it
-    # really passes every check, and only ever downwards.
-    _, still_failed, _ = _apply(facts._replace(quantity=largest, notional=largest * facts.price))
+    # really passes every check, and only ever downwards. Every rule that is not
+    # quantity-bound has passed already and does not depend on the quantity.
+    _, still_failed = _apply(facts.with_quantity(largest), QUANTITY_BOUND_RULES)
     return None if still_failed else largest
 
 
@@ -182,99 +315,129 @@ def _instrument_enabled(facts: Facts) -> Verdict:
 
 
 def _min_confidence(facts: Facts) -> Verdict:
-    confidence, minimum = d(facts.proposal["confidence"]), d(facts.rules["min_confidence"])
-    ok = confidence >= minimum
-    return ok, f"confidence {fmt(confidence)} {'>=' if ok else '<'} minimum {fmt(minimum)}"
+    confidence, minimum = d(facts.proposal["confidence"]), facts.ruleset.min_confidence
+    ok = confidence >= minimum.value
+    return ok, f"confidence {fmt(confidence)} {'>=' if ok else '<'} minimum {minimum.text}"
 
 
 def _signal_age(facts: Facts) -> Verdict:
     age = _seconds_between(facts.proposal["signal_time"], facts.proposal["received_at"])
-    maximum = d(facts.rules["max_signal_age_seconds"])
-    ok = age <= maximum
-    return ok, f"signal age {fmt(age)}s {'<=' if ok else '>'} maximum {fmt(maximum)}s"
+    maximum = facts.ruleset.max_signal_age
+    ok = age <= maximum.value
+    return ok, f"signal age {fmt(age)}s {'<=' if ok else '>'} maximum {maximum.text}s"
 
 
 def _slippage(facts: Facts) -> Verdict:
-    slippage, maximum = d(facts.proposal["expected_slippage_bps"]), d(facts.rules["max_slippage_bps"])
-    ok = slippage <= maximum
-    return ok, f"expected slippage {fmt(slippage)} bps {'<=' if ok else '>'} maximum {fmt(maximum)} bps"
+    slippage, maximum = d(facts.proposal["expected_slippage_bps"]), facts.ruleset.max_slippage
+    ok = slippage <= maximum.value
+    return ok, f"expected slippage {fmt(slippage)} bps {'<=' if ok else '>'} maximum {maximum.text} bps"
 
 
 def _price_collar(facts: Facts) -> Verdict:
     if facts.proposal["order_type"] != "limit":
         return True, "market order; priced at reference"
-    maximum = d(facts.rules["max_price_deviation_bps"])
+    maximum = facts.ruleset.max_price_deviation
     reference = d(facts.proposal["reference_price"])
     deviation = abs(facts.price - reference) / reference * BPS
-    ok = deviation <= maximum
+    ok = deviation <= maximum.value
     # Rounded up, so a deviation just over the collar never reads as equal to it.
     shown = deviation.quantize(CENT, rounding=decimal.ROUND_CEILING)
     return ok, (
         f"limit {fmt(facts.price)} is {fmt(shown)} bps from reference {fmt(reference)}; "
-        f"{'within' if ok else 'outside'} collar {fmt(maximum)} bps"
+        f"{'within' if ok else 'outside'} collar {maximum.text} bps"
     )
 
 
-def _max_order_notional(facts: Facts) -> BoundVerdict:
-    maximum = d(facts.rules["max_order_notional"])
-    ok = facts.notional <= maximum
-    detail = f"order notional {fmt(facts.notional)} {'<=' if ok else '>'} maximum {fmt(maximum)}"
-    return ok, detail, _floor_div(maximum, facts.price)
+def _max_order_notional(facts: Facts) -> Verdict:
+    maximum = facts.ruleset.max_order_notional
+    ok = facts.notional <= maximum.value
+    detail = f"order notional {fmt(facts.notional)} {'<=' if ok else '>'} maximum {maximum.text}"
+    if not facts.price:
+        # A zero price caps nothing: no decision is made on it (DivisionByZero), also
+        # when it would pass on its notional of 0.
+        _order_notional_cap(facts)
+    return ok, detail
 
 
-def _max_position(facts: Facts) -> BoundVerdict:
+def _order_notional_cap(facts: Facts) -> Decimal:
+    return _floor_div(facts.ruleset.max_order_notional.value, facts.price)
+
+
+def _max_position(facts: Facts) -> Verdict:
     if facts.is_close:
         return _close_within_position(facts)
-    limits = facts.asset_limits
-    maximum = d(limits["max_position_quantity"]) if limits else ZERO
+    maximum = facts.ruleset.asset_limit(facts.proposal["symbol"], "max_position_quantity")
     projected = abs(facts.position + facts.sign * facts.quantity)
-    ok = projected <= maximum
-    detail = f"position after order {fmt(projected)} {'<=' if ok else '>'} maximum {fmt(maximum)}"
-    if not limits:
+    ok = projected <= maximum.value
+    detail = f"position after order {fmt(projected)} {'<=' if ok else '>'} maximum {maximum.text}"
+    if not facts.asset_limits:
         detail += f" (no limit configured for {facts.proposal['symbol']})"
-    return ok, detail, maximum - facts.sign * facts.position
+    return ok, detail
 
 
-def _close_within_position(facts: Facts) -> BoundVerdict:
+def _position_cap(facts: Facts) -> Decimal:
+    maximum = facts.ruleset.asset_limit(facts.proposal["symbol"], "max_position_quantity")
+    return maximum.value - facts.sign * facts.position
+
+
+def _close_within_position(facts: Facts) -> Verdict:
     """A close must reduce an open position, by no more than what is left to close."""
     closable = d(facts.context["closable_quantity"])
     if not (facts.position != 0 and facts.sign * facts.position < 0):
-        return False, f"close {facts.proposal['side']} does not reduce the open position {fmt(facts.position)}", None
+        return False, f"close {facts.proposal['side']} does not reduce the open position {fmt(facts.position)}"
     ok = facts.quantity <= closable
-    return ok, f"close of {fmt(facts.quantity)} {'<=' if ok else '>'} open quantity {fmt(closable)}", None
+    return ok, f"close of {fmt(facts.quantity)} {'<=' if ok else '>'} open quantity {fmt(closable)}"
 
 
 # A close only lowers exposure: it passes every exposure cap.
-RELEASES_EXPOSURE = (True, "a close releases exposure", None)
+RELEASES_EXPOSURE = (True, "a close releases exposure")
 
 
-def _asset_exposure(facts: Facts) -> BoundVerdict:
+def _asset_exposure(facts: Facts) -> Verdict:
     if facts.is_close:
         return RELEASES_EXPOSURE
-    limits = facts.asset_limits
-    maximum = d(limits["max_exposure"]) if limits else ZERO
-    return _exposure(facts, f"{facts.proposal['symbol']} exposure", d(facts.context["asset_exposure"]), maximum)
+    symbol = facts.proposal["symbol"]
+    maximum = facts.ruleset.asset_limit(symbol, "max_exposure")
+    return _exposure(facts, f"{symbol} exposure", d(facts.context["asset_exposure"]), maximum)
 
 
-def _strategy_budget(facts: Facts) -> BoundVerdict:
+def _asset_exposure_cap(facts: Facts) -> Decimal:
+    maximum = facts.ruleset.asset_limit(facts.proposal["symbol"], "max_exposure")
+    return _exposure_cap(facts, d(facts.context["asset_exposure"]), maximum)
+
+
+def _strategy_budget(facts: Facts) -> Verdict:
     if facts.is_close:
         return RELEASES_EXPOSURE
     strategy = facts.proposal["strategy"]
-    budget = facts.rules["strategy_budgets"].get(strategy, facts.rules["default_strategy_budget"])
-    return _exposure(facts, f"strategy {strategy} exposure", d(facts.context["strategy_exposure"]), d(budget))
+    budget = facts.ruleset.strategy_budget(strategy)
+    return _exposure(facts, f"strategy {strategy} exposure", d(facts.context["strategy_exposure"]), budget)
 
 
-def _portfolio_exposure(facts: Facts) -> BoundVerdict:
+def _strategy_budget_cap(facts: Facts) -> Decimal:
+    budget = facts.ruleset.strategy_budget(facts.proposal["strategy"])
+    return _exposure_cap(facts, d(facts.context["strategy_exposure"]), budget)
+
+
+def _portfolio_exposure(facts: Facts) -> Verdict:
     if facts.is_close:
         return RELEASES_EXPOSURE
-    return _exposure(facts, "gross exposure", d(facts.context["gross_exposure"]), d(facts.rules["max_gross_exposure"]))
+    current = d(facts.context["gross_exposure"])
+    return _exposure(facts, "gross exposure", current, facts.ruleset.max_gross_exposure)
 
 
-def _exposure(facts: Facts, label: str, current: Decimal, maximum: Decimal) -> BoundVerdict:
+def _portfolio_exposure_cap(facts: Facts) -> Decimal:
+    return _exposure_cap(facts, d(facts.context["gross_exposure"]), facts.ruleset.max_gross_exposure)
+
+
+def _exposure(facts: Facts, label: str, current: Decimal, maximum: Limit) -> Verdict:
     after = current + facts.notional
-    ok = after <= maximum
-    detail = f"{label} after order {fmt(after)} {'<=' if ok else '>'} maximum {fmt(maximum)}"
-    return ok, detail, _floor_div(maximum - current, facts.price)
+    ok = after <= maximum.value
+    return ok, f"{label} after order {fmt(after)} {'<=' if ok else '>'} maximum {maximum.text}"
+
+
+def _exposure_cap(facts: Facts, current: Decimal, maximum: Limit) -> Decimal:
+    return _floor_div(maximum.value - current, facts.price)
 
 
 def _max_open_positions(facts: Facts) -> Verdict:
@@ -291,27 +454,28 @@ def _order_rate(facts: Facts) -> Verdict:
 
 
 RULES = (
-    #    name                  check                 quantity-bound  reviewer
-    Rule("trading_enabled",    _trading_enabled,     False,          "execution"),
-    Rule("circuit_breaker",    _circuit_breaker,     False,          "execution"),
-    Rule("exits_enabled",      _exits_enabled,       False,          "risk"),
-    Rule("instrument_enabled", _instrument_enabled,  False,          "execution"),
-    Rule("min_confidence",     _min_confidence,      False,          "risk"),
-    Rule("signal_age",         _signal_age,          False,          "risk"),
-    Rule("slippage",           _slippage,            False,          "risk"),
-    Rule("price_collar",       _price_collar,        False,          "risk"),
-    Rule("max_order_notional", _max_order_notional,  True,           "risk"),
-    Rule("max_position",       _max_position,        True,           "portfolio"),
-    Rule("asset_exposure",     _asset_exposure,      True,           "portfolio"),
-    Rule("strategy_budget",    _strategy_budget,     True,           "portfolio"),
-    Rule("portfolio_exposure", _portfolio_exposure,  True,           "portfolio"),
-    Rule("max_open_positions", _max_open_positions,  False,          "portfolio"),
-    Rule("order_rate",         _order_rate,          False,          "risk"),
+    #    name                  check                 cap (quantity-bound only)  reviewer
+    Rule("trading_enabled",    _trading_enabled,     None,                      "execution"),
+    Rule("circuit_breaker",    _circuit_breaker,     None,                      "execution"),
+    Rule("exits_enabled",      _exits_enabled,       None,                      "risk"),
+    Rule("instrument_enabled", _instrument_enabled,  None,                      "execution"),
+    Rule("min_confidence",     _min_confidence,      None,                      "risk"),
+    Rule("signal_age",         _signal_age,          None,                      "risk"),
+    Rule("slippage",           _slippage,            None,                      "risk"),
+    Rule("price_collar",       _price_collar,        None,                      "risk"),
+    Rule("max_order_notional", _max_order_notional,  _order_notional_cap,       "risk"),
+    Rule("max_position",       _max_position,        _position_cap,             "portfolio"),
+    Rule("asset_exposure",     _asset_exposure,      _asset_exposure_cap,       "portfolio"),
+    Rule("strategy_budget",    _strategy_budget,     _strategy_budget_cap,      "portfolio"),
+    Rule("portfolio_exposure", _portfolio_exposure,  _portfolio_exposure_cap,   "portfolio"),
+    Rule("max_open_positions", _max_open_positions,  None,                      "portfolio"),
+    Rule("order_rate",         _order_rate,          None,                      "risk"),
 )
 
 CHECK_ORDER = tuple(rule.name for rule in RULES)
 # Checks that a smaller quantity can satisfy: only these may lead to `modify`.
-QUANTITY_BOUND = tuple(rule.name for rule in RULES if rule.quantity_bound)
+QUANTITY_BOUND_RULES = tuple(rule for rule in RULES if rule.quantity_bound)
+QUANTITY_BOUND = tuple(rule.name for rule in QUANTITY_BOUND_RULES)
 
 
 def rules_reviewed_by(node: str) -> tuple[str, ...]:
@@ -338,6 +502,5 @@ def _round_down(quantity: Decimal, step: Decimal) -> Decimal:
 
 
 def _seconds_between(start: str, end: str) -> Decimal:
-    delta = datetime.fromisoformat(end) - datetime.fromisoformat(start)
-    micros = (delta.days * 86400 + delta.seconds) * 1_000_000 + delta.microseconds
+    micros = (datetime.fromisoformat(end) - datetime.fromisoformat(start)) // MICROSECOND
     return Decimal(micros) / MICROS_PER_SECOND

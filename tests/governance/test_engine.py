@@ -4,10 +4,12 @@ No database: `governance.engine.evaluate` is plain Python over plain data.
 """
 
 import copy
+import decimal
 from decimal import Decimal
 
 import pytest
 
+from governance import engine
 from governance.engine import CHECK_ORDER, QUANTITY_BOUND, evaluate
 from tests.builders import CONTRACT_ORDER
 
@@ -574,3 +576,64 @@ def test_a_limit_just_outside_the_collar_never_reads_as_equal_to_it():
     collar = next(c for c in result["checks"] if c["rule"] == "price_collar")
     assert collar["passed"] is False
     assert "is 100.01 bps from reference" in collar["detail"]
+
+
+# --- the compiled ruleset ---------------------------------------------------------
+
+
+def test_a_ruleset_changed_in_place_under_the_same_version_decides_with_its_new_limits():
+    given = inputs()
+    assert evaluate(**given)["outcome"] == "approve"
+    given["rules"]["min_confidence"] = "0.90"  # a draft edited, same version number
+    result = evaluate(**given)
+    assert_only_failure(result, "min_confidence")
+    assert check(result, "min_confidence")["detail"] == "confidence 0.80 < minimum 0.90"
+
+
+def test_a_nested_limit_changed_in_place_is_seen_too():
+    given = inputs()
+    evaluate(**given)
+    given["rules"]["assets"]["BTCUSDT"]["max_position_quantity"] = "0.005"
+    result = evaluate(**given)
+    assert_only_failure(result, "max_position", outcome="modify")
+    assert check(result, "max_position")["detail"] == "position after order 0.0100 > maximum 0.005"
+
+
+def test_two_rulesets_sharing_a_version_number_each_decide_with_their_own_limits():
+    tight, loose = inputs(rules={"max_order_notional": "400"}), inputs(rules={"max_order_notional": "600"})
+    for _ in range(3):
+        assert evaluate(**tight)["outcome"] == "modify"
+        assert evaluate(**loose)["outcome"] == "approve"
+
+
+def test_the_engine_keeps_a_bounded_number_of_compiled_rulesets():
+    for version in range(1, engine.RULESETS_KEPT * 3):
+        evaluate(**inputs(rules={"version": version}))
+    assert len(engine._compiled) <= engine.RULESETS_KEPT
+
+
+def test_a_malformed_limit_that_a_decision_never_reaches_does_not_fail_it():
+    # A market order never reads the collar; a limit order does, every time.
+    rules = {"max_price_deviation_bps": "wide"}
+    market = {"order_type": "market", "limit_price": None}
+    assert decide(proposal=market, rules=rules)["outcome"] == "approve"
+    for _ in range(2):
+        with pytest.raises(decimal.InvalidOperation):
+            decide(rules=rules)
+    assert decide(proposal=market, rules=rules)["outcome"] == "approve"
+
+
+@pytest.mark.parametrize("proposal", [{"limit_price": "0"}, {"limit_price": "0", "intent": "close", "side": "sell"}])
+def test_a_zero_price_is_not_decided_at_all(proposal):
+    with pytest.raises(decimal.DivisionByZero):
+        decide(proposal=proposal, context=OPEN_LONG, rules={"mode": "full"})
+
+
+def test_the_engine_leaves_the_callers_decimal_context_as_it_was():
+    outer = decimal.getcontext()
+    prec = outer.prec
+    decide(proposal={"quantity": "1.0000"})  # a modify: every rule and the re-check
+    with pytest.raises(decimal.DivisionByZero):
+        decide(proposal={"limit_price": "0"})
+    assert decimal.getcontext() is outer
+    assert outer.prec == prec

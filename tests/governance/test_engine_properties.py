@@ -5,6 +5,7 @@ the generated inputs are exactly what an agent or the database could hand over.
 """
 
 import copy
+import decimal
 import json
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal
@@ -12,7 +13,8 @@ from decimal import Decimal
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from governance.engine import CHECK_ORDER, QUANTITY_BOUND, evaluate
+from governance import engine
+from governance.engine import CHECK_ORDER, QUANTITY_BOUND, evaluate, fmt
 
 SETTINGS = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 BASE = datetime(2026, 11, 25, 12, 0, 0, tzinfo=timezone.utc)
@@ -228,6 +230,29 @@ def test_a_block_on_caps_alone_means_no_smaller_valid_quantity_would_pass(given_
     for smaller in (min_quantity, requested - step):
         if min_quantity <= smaller < requested:
             assert evaluate(**with_quantity(given_inputs, smaller))["outcome"] != "approve"
+
+
+@SETTINGS
+@given(any_inputs)
+def test_a_kept_compiled_ruleset_decides_exactly_as_a_fresh_one(given_inputs):
+    engine._compiled.clear()
+    fresh = evaluate(**given_inputs)
+    kept = evaluate(**copy.deepcopy(given_inputs))  # equal params, another dict: a cache hit
+    assert json.dumps(kept, sort_keys=True) == json.dumps(fresh, sort_keys=True)
+
+
+@settings(max_examples=500, deadline=None)
+@given(
+    st.integers(-(10**60), 10**60) | st.sampled_from([0, 1, -1, 10, 100]),
+    st.integers(-60, 12),
+    st.sampled_from([0, 1]),
+)
+def test_fmt_writes_a_decimal_as_format_f_does(mantissa, exponent, capitals):
+    """fmt takes a shortcut through str(); it must give the same text, exponent or not."""
+    value = Decimal(mantissa).scaleb(exponent, context=decimal.Context(prec=100))
+    with decimal.localcontext(decimal.Context(capitals=capitals)):
+        assert fmt(value) == format(value, "f")
+        assert fmt(-value) == format(-value, "f")
 
 
 def test_the_generators_reach_every_outcome():
