@@ -4,6 +4,7 @@ With no variable set, ChronosX runs on its embedded default: SQLite under var/,
 tasks run in-process, the sandbox venue, plain HTTP on 127.0.0.1/localhost.
 """
 import os
+from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
@@ -51,6 +52,9 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "django_htmx",
     "pgtrigger",
+    "axes",
+    "django_otp",
+    "django_otp.plugins.otp_totp",
     "chronosx",
     "governance",
     "ledger",
@@ -63,9 +67,14 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "governance.access.IdleSessionMiddleware",
+    "django_otp.middleware.OTPMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
+    "governance.access.TwoFactorMiddleware",
+    # Last, as django-axes asks: it turns a locked-out login into its lockout answer.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "chronosx.urls"
@@ -79,12 +88,37 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
+                "governance.access.security_context",
             ]
         },
     }
 ]
 ASGI_APPLICATION = "chronosx.asgi.application"
 WSGI_APPLICATION = "chronosx.wsgi.application"
+
+# --- Staff access (admin and dashboard; governance/access.py) ---------------------------
+# Failed logins: django-axes locks out one username from one address after
+# CHRONOSX_LOGIN_FAILURE_LIMIT failures, for CHRONOSX_LOGIN_LOCKOUT_MINUTES (it must be the
+# first backend: it refuses a locked-out login before the password is checked).
+AUTHENTICATION_BACKENDS = ["axes.backends.AxesStandaloneBackend", "django.contrib.auth.backends.ModelBackend"]
+AXES_FAILURE_LIMIT = int(env("CHRONOSX_LOGIN_FAILURE_LIMIT", "5"))
+AXES_COOLOFF_TIME = timedelta(minutes=float(env("CHRONOSX_LOGIN_LOCKOUT_MINUTES", "15")))
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_VERBOSE = False  # its start-up banner would land on every management command's stderr
+# Behind nginx every request comes from 127.0.0.1; nginx appends the address it saw.
+AXES_CLIENT_IP_CALLABLE = "governance.access.client_ip"
+# A session ends after this long without a request of its user's own (the dashboard's
+# timed panel refreshes do not count); the cookie and the stored session expire with it.
+CHRONOSX_SESSION_IDLE_SECONDS = int(env("CHRONOSX_SESSION_IDLE_SECONDS", "28800"))
+SESSION_COOKIE_AGE = CHRONOSX_SESSION_IDLE_SECONDS
+# Two-factor authentication (TOTP, django-otp): with it on, risk officers and superusers
+# sign in with a code from their authenticator (`manage.py staff totp NAME` sets one up).
+# On by default on a production stack (a DATABASE_URL); the embedded default warns that it is off.
+CHRONOSX_EMBEDDED_DEFAULT = not env("DATABASE_URL")
+CHRONOSX_REQUIRE_2FA = env_bool("CHRONOSX_REQUIRE_2FA", default=not CHRONOSX_EMBEDDED_DEFAULT)
+OTP_TOTP_ISSUER = "ChronosX"
+OTP_ADMIN_HIDE_SENSITIVE_DATA = True
 
 # Connections persist (a new PostgreSQL connection per request or task costs more than the
 # work), and are checked before reuse, so one the server dropped is replaced, not failed on.

@@ -1,15 +1,24 @@
 import csv
 
+from django import forms
 from django.contrib import admin, messages
-from django.http import HttpResponse
-from django.shortcuts import redirect
+from django.contrib.admin import helpers
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.db import transaction
+from django.http import HttpResponse, HttpResponseBadRequest, HttpResponseForbidden, HttpResponseNotAllowed
+from django.shortcuts import get_object_or_404, redirect
+from django.template.response import TemplateResponse
+from django.urls import path
 
-from chronosx.admin import ReadOnlyAdmin
+from chronosx.admin import GuardedAdmin, ReadOnlyAdmin
+from governance import roles, tasks
+from governance.access import TwoFactorLoginForm
 from governance.models import (
     Agent,
     AssetLimit,
     CircuitBreaker,
     Decision,
+    ImpactReport,
     Instrument,
     NodeKey,
     Proposal,
@@ -21,15 +30,21 @@ from governance.models import (
     Vote,
     WorkerHeartbeat,
 )
-from governance.services import controls, rulesets
+from governance.roles import EDIT_RULESET, EXPORT_REPORTS, RESET_BREAKER, TRIP_BREAKER, user_may
+from governance.parameters import ASSET_PARAMETERS, ASSETS, BUDGETS
+from governance.selectors.controls import ruleset_current
+from governance.services import controls, impact, rulesets
 from ledger.services import audit_record
+
+# Changed proposals listed on a ruleset's page (the report holds them all).
+PROPOSALS_SHOWN = 200
 
 
 def actor_of(request) -> str:
     return f"admin:{request.user.get_username()}"
 
 
-class AuditedAdmin(admin.ModelAdmin):
+class AuditedAdmin(GuardedAdmin):
     """Every operator change is audited with old and new values, in the same transaction."""
 
     def save_model(self, request, obj, form, change):
@@ -72,18 +87,34 @@ class AuditedAdmin(admin.ModelAdmin):
             )
 
 
+class RiskConfigurationAdmin(AuditedAdmin):
+    """Instruments, strategies and agents are inputs of the rules (an instrument's `enabled` is
+    a check; an agent's strategies bound what it may propose): whoever may draft rulesets (risk
+    officers) changes them, everyone else reads. Nothing is deleted: proposals, fills and the
+    ledger refer to them, so an instrument is disabled and an agent deactivated instead."""
+
+    def has_add_permission(self, request):
+        return user_may(request.user, EDIT_RULESET)
+
+    def has_change_permission(self, request, obj=None):
+        return user_may(request.user, EDIT_RULESET)
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
 @admin.register(Instrument)
-class InstrumentAdmin(AuditedAdmin):
+class InstrumentAdmin(RiskConfigurationAdmin):
     list_display = ["symbol", "base_asset", "quote_asset", "min_quantity", "quantity_step", "enabled"]
 
 
 @admin.register(Strategy)
-class StrategyAdmin(AuditedAdmin):
+class StrategyAdmin(RiskConfigurationAdmin):
     list_display = ["slug", "name", "created_at"]
 
 
 @admin.register(Agent)
-class AgentAdmin(AuditedAdmin):
+class AgentAdmin(RiskConfigurationAdmin):
     list_display = ["name", "token_prefix", "is_active", "created_at"]
     fields = ["name", "token_prefix", "strategies", "is_active"]
     readonly_fields = ["token_prefix"]
@@ -93,16 +124,22 @@ class AgentAdmin(AuditedAdmin):
 
 
 class LimitInlineMixin:
+    """A draft's asset limits and strategy budgets: edited with it (through the service), by
+    those who may edit drafts; a published version's are read-only."""
+
     extra = 0
 
+    def _may_edit(self, request, obj):
+        return (obj is None or not obj.is_published) and roles.user_may(request.user, roles.EDIT_RULESET)
+
     def has_add_permission(self, request, obj=None):
-        return obj is None or not obj.is_published
+        return self._may_edit(request, obj)
 
     def has_change_permission(self, request, obj=None):
-        return obj is None or not obj.is_published
+        return self._may_edit(request, obj)
 
     def has_delete_permission(self, request, obj=None):
-        return obj is None or not obj.is_published
+        return self._may_edit(request, obj)
 
 
 class AssetLimitInline(LimitInlineMixin, admin.TabularInline):
@@ -113,44 +150,240 @@ class StrategyBudgetInline(LimitInlineMixin, admin.TabularInline):
     model = StrategyBudget
 
 
+def _username(request) -> str:
+    return request.user.get_username()
+
+
 @admin.register(Ruleset)
 class RulesetAdmin(AuditedAdmin):
-    """Risk officers edit drafts; publishing freezes a version for good."""
+    """Risk officers make drafts, edit and submit them; another risk officer approves one,
+    having seen its diff against the version in force and its impact replay (four eyes).
+    Every write goes through governance.services.rulesets; a published version is read-only,
+    and nothing is written by a GET."""
 
-    list_display = ["version", "status", "mode", "min_confidence", "max_order_notional", "quorum_required", "published_at", "published_by"]
+    change_form_template = "admin/governance/ruleset/change_form.html"
+    list_display = ["version", "status", "mode", "quorum_required", "created_by", "submitted_by", "published_at", "published_by"]
     list_filter = ["status", "mode"]
     inlines = [AssetLimitInline, StrategyBudgetInline]
-    actions = ["new_draft_from", "publish"]
-    readonly_fields = ["version", "status", "created_at", "created_by", "published_at", "published_by", "params"]
+    actions = ["new_draft_from"]
+    record_fields = ["created_at", "created_by", "editors", "submitted_at", "submitted_by", "published_at", "published_by"]
+    fields = ["version", "status", *Ruleset.PARAMETERS, "notes", *record_fields]
+    readonly_fields = ["version", "status", *record_fields]
 
-    def get_readonly_fields(self, request, obj=None):
-        if obj is not None and obj.is_published:
-            return [f.name for f in Ruleset._meta.concrete_fields]
-        return self.readonly_fields
+    # --- who may do what ---------------------------------------------------------------
+
+    def has_add_permission(self, request):
+        return roles.user_may(request.user, roles.EDIT_RULESET)
+
+    def has_change_permission(self, request, obj=None):
+        return (obj is None or not obj.is_published) and roles.user_may(request.user, roles.EDIT_RULESET)
 
     def has_delete_permission(self, request, obj=None):
-        return obj is None or not obj.is_published
+        # Drafts one by one, from their page (no bulk delete); published versions never.
+        return obj is not None and not obj.is_published and roles.user_may(request.user, roles.EDIT_RULESET)
+
+    def has_edit_ruleset_permission(self, request):
+        return roles.user_may(request.user, roles.EDIT_RULESET)
+
+    def get_fields(self, request, obj=None):
+        return [*self.fields, "params"] if obj is not None and obj.is_published else self.fields
+
+    # --- making drafts: only by POST ----------------------------------------------------
 
     def add_view(self, request, form_url="", extra_context=None):
-        # Versions are numbered by the service; start from the latest published one.
-        draft = rulesets.ruleset_new_draft(source=Ruleset.objects.filter(status="published").first(), actor=actor_of(request))
-        self.message_user(request, f"Draft v{draft.version} created from the current ruleset.")
-        return redirect("admin:governance_ruleset_change", draft.pk)
+        """GET shows what a new draft would be copied from; only the POST makes one."""
+        if not self.has_add_permission(request):
+            raise PermissionDenied
+        if request.method == "POST":
+            source_id = request.POST.get("source", "")
+            if source_id and not source_id.isdigit():
+                return HttpResponseBadRequest("source: a ruleset id")
+            source = get_object_or_404(Ruleset, pk=source_id) if source_id else ruleset_current()
+            draft = rulesets.ruleset_new_draft(source=source, actor=actor_of(request), user=_username(request))
+            origin = f"v{source.version}" if source else "the defaults"
+            self.message_user(request, f"Draft v{draft.version} created from {origin}.")
+            return redirect("admin:governance_ruleset_change", draft.pk)
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.opts,
+            "title": "New ruleset draft",
+            "in_force": ruleset_current(),
+            "sources": Ruleset.objects.order_by("-version"),
+        }
+        return TemplateResponse(request, "admin/governance/ruleset/add_draft.html", context)
 
-    @admin.action(description="New draft version from the selected ruleset")
+    @admin.action(description="New draft version from the selected ruleset (a rollback, from an older one)", permissions=["edit_ruleset"])
     def new_draft_from(self, request, queryset):
         for ruleset in queryset:
-            draft = rulesets.ruleset_new_draft(source=ruleset, actor=actor_of(request))
+            draft = rulesets.ruleset_new_draft(source=ruleset, actor=actor_of(request), user=_username(request))
             self.message_user(request, f"Draft v{draft.version} created from v{ruleset.version}.")
 
-    @admin.action(description="Publish the selected draft (it becomes the ruleset in force)")
-    def publish(self, request, queryset):
-        for ruleset in queryset:
+    # --- editing a draft: one service call for the form and its inlines -------------------
+
+    def save_model(self, request, obj, form, change):
+        """Nothing here: save_related writes the form and its inlines in one ruleset_edit."""
+
+    def save_related(self, request, form, formsets, change):
+        ruleset = form.instance
+        changes = {name: form.cleaned_data[name] for name in form.changed_data if name in Ruleset.PARAMETERS}
+        removed, updated = {}, {}
+        for formset in formsets:
+            self._row_changes(formset, removed, updated)
+        notes = form.cleaned_data["notes"] if "notes" in form.changed_data else None
+        try:
+            changed = rulesets.ruleset_edit(
+                ruleset_id=ruleset.pk, changes={**changes, **removed, **updated}, notes=notes,
+                actor=actor_of(request), user=_username(request),
+            )
+        except rulesets.RulesetError as exc:  # published since the page was loaded: nothing written
+            raise PermissionDenied(str(exc)) from exc
+        request.ruleset_changed = changed
+        if changed and ruleset.status == Ruleset.Status.SUBMITTED:
+            self.message_user(
+                request, f"v{ruleset.version} was submitted: this edit sent it back to draft. Submit it again.", messages.WARNING
+            )
+
+    @staticmethod
+    def _row_changes(formset, removed: dict, updated: dict) -> None:
+        """An inline's rows as parameter changes: a removed row is `assets.SYMBOL` (or
+        `strategy_budgets.SLUG`) -> None; a new or changed row sets its values."""
+        is_asset = formset.model is AssetLimit
+        key_field = "instrument" if is_asset else "strategy"
+        key_model = Instrument if is_asset else Strategy
+        scope = ASSETS if is_asset else BUDGETS
+
+        def key_of(obj):
+            return obj.symbol if is_asset else obj.slug
+
+        for row in formset.forms:
+            existing = row.instance.pk is not None
+            old_key = key_of(key_model.objects.get(pk=row.initial[key_field])) if existing else None
+            if formset._should_delete_form(row):
+                if existing:
+                    removed[f"{scope}.{old_key}"] = None
+                continue
+            if not row.has_changed():
+                continue
+            new_key = key_of(row.cleaned_data[key_field])
+            if existing and old_key != new_key:
+                removed[f"{scope}.{old_key}"] = None
+            if is_asset:
+                for name in ASSET_PARAMETERS:
+                    updated[f"{scope}.{new_key}.{name}"] = row.cleaned_data[name]
+            else:
+                updated[f"{scope}.{new_key}"] = row.cleaned_data["max_exposure"]
+
+    def construct_change_message(self, request, form, formsets, add=False):
+        return [{"changed": {"fields": sorted(getattr(request, "ruleset_changed", {}))}}]
+
+    def delete_model(self, request, obj):
+        rulesets.ruleset_discard(ruleset_id=obj.pk, actor=actor_of(request))
+
+    # --- the review: diff, impact replay, submit, approve --------------------------------
+
+    def get_urls(self):
+        view = self.admin_site.admin_view
+        return [
+            path("<int:pk>/submit/", view(self.submit_view), name="governance_ruleset_submit"),
+            path("<int:pk>/approve/", view(self.approve_view), name="governance_ruleset_approve"),
+            path("<int:pk>/impact/", view(self.impact_view), name="governance_ruleset_impact"),
+            *super().get_urls(),
+        ]
+
+    def review(self, request, ruleset: Ruleset) -> dict:
+        """What the page shows above the form, and which buttons it offers this user."""
+        user, username = request.user, _username(request)
+        params = rulesets.ruleset_params_of(ruleset)
+        report = impact.impact_report_latest(ruleset=ruleset)
+        report_fresh = report is not None and report.params_digest == rulesets.params_digest(params)
+        submitted = ruleset.status == Ruleset.Status.SUBMITTED
+        may_approve = submitted and roles.user_may(user, roles.APPROVE_RULESET)
+        refusal = rulesets.four_eyes_refusal(ruleset=ruleset, user=username) if may_approve else None
+        return {
+            "ruleset": ruleset,
+            "in_force": ruleset_current(),
+            "diff": rulesets.ruleset_diff(ruleset=ruleset),
+            "report": report,
+            "report_stale": report is not None and report.params_digest != "" and not report_fresh,
+            "report_shown": report.result["proposals"][:PROPOSALS_SHOWN] if report and report.result else [],
+            "may_submit": ruleset.status == Ruleset.Status.DRAFT and roles.user_may(user, roles.EDIT_RULESET),
+            "may_replay": roles.user_may(user, roles.EDIT_RULESET) or roles.user_may(user, roles.APPROVE_RULESET),
+            "may_draft_from": roles.user_may(user, roles.EDIT_RULESET),
+            "four_eyes_refusal": refusal,
+            "needs_replay": may_approve and not refusal and not (report_fresh and report.status == ImpactReport.Status.DONE),
+            "may_approve": may_approve and not refusal and report_fresh and report.status == ImpactReport.Status.DONE,
+            "default_days": impact.DEFAULT_DAYS,
+        }
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        ruleset = self.get_object(request, object_id)
+        if ruleset is not None and self.has_view_or_change_permission(request, ruleset):
+            extra_context = {**(extra_context or {}), "review": self.review(request, ruleset)}
+        return super().change_view(request, object_id, form_url, extra_context)
+
+    def submit_view(self, request, pk):
+        if request.method != "POST":
+            return HttpResponseNotAllowed(["POST"])
+        if not roles.user_may(request.user, roles.EDIT_RULESET):
+            raise PermissionDenied
+        ruleset = get_object_or_404(Ruleset, pk=pk)
+        try:
+            rulesets.ruleset_submit(ruleset_id=ruleset.pk, actor=actor_of(request), user=_username(request))
+            self.message_user(request, f"v{ruleset.version} submitted: another risk officer may now approve it.")
+        except ValidationError as exc:
+            self.message_user(request, f"v{ruleset.version} not submitted: {'; '.join(exc.messages)}", messages.ERROR)
+        except rulesets.RulesetError as exc:
+            self.message_user(request, f"v{ruleset.version} not submitted: {exc}", messages.ERROR)
+        return redirect("admin:governance_ruleset_change", ruleset.pk)
+
+    def approve_view(self, request, pk):
+        if request.method != "POST":
+            return HttpResponseNotAllowed(["POST"])
+        if not roles.user_may(request.user, roles.APPROVE_RULESET):
+            raise PermissionDenied
+        ruleset = get_object_or_404(Ruleset, pk=pk)
+        review = self.review(request, ruleset)
+        if review["four_eyes_refusal"]:
+            return HttpResponseForbidden(f"four-eyes: {review['four_eyes_refusal']}", content_type="text/plain")
+        if review["needs_replay"]:
+            self.message_user(
+                request, f"v{ruleset.version} not approved: run the impact replay of this content first, and read it.", messages.ERROR
+            )
+            return redirect("admin:governance_ruleset_change", ruleset.pk)
+        try:
+            rulesets.ruleset_approve(ruleset_id=ruleset.pk, actor=actor_of(request), user=_username(request))
+        except rulesets.FourEyesError as exc:
+            return HttpResponseForbidden(f"four-eyes: {exc}", content_type="text/plain")
+        except (rulesets.RulesetError, ValidationError) as exc:
+            text = "; ".join(exc.messages) if isinstance(exc, ValidationError) else str(exc)
+            self.message_user(request, f"v{ruleset.version} not approved: {text}", messages.ERROR)
+            return redirect("admin:governance_ruleset_change", ruleset.pk)
+        self.message_user(request, f"v{ruleset.version} approved and published: it is in force from now.")
+        return redirect("admin:governance_ruleset_change", ruleset.pk)
+
+    def impact_view(self, request, pk):
+        """POST: start an impact replay of this version. GET: the report's panel (the page polls it)."""
+        ruleset = get_object_or_404(Ruleset, pk=pk)
+        if request.method == "POST":
+            if not (roles.user_may(request.user, roles.EDIT_RULESET) or roles.user_may(request.user, roles.APPROVE_RULESET)):
+                raise PermissionDenied
+            days = request.POST.get("days") or str(impact.DEFAULT_DAYS)
             try:
-                rulesets.ruleset_publish(ruleset=ruleset, actor=actor_of(request))
-                self.message_user(request, f"v{ruleset.version} published.")
-            except Exception as exc:
-                self.message_user(request, f"v{ruleset.version} not published: {exc}", level=messages.ERROR)
+                with transaction.atomic():
+                    report = impact.impact_request(ruleset=ruleset, days=int(days) if days.isdigit() else 0, actor=actor_of(request))
+                    tasks.impact_replay_start(report.pk)
+                self.message_user(request, f"Impact replay of v{ruleset.version} over the last {report.days} days started.")
+            except ValueError as exc:
+                self.message_user(request, f"Impact replay not started: {exc}", messages.ERROR)
+            return redirect("admin:governance_ruleset_change", ruleset.pk)
+        if not self.has_view_or_change_permission(request, ruleset):
+            raise PermissionDenied
+        review = self.review(request, ruleset)
+        response = TemplateResponse(request, "admin/governance/ruleset/impact_panel.html", {"review": review})
+        finished = review["report"] is not None and review["report"].status in (ImpactReport.Status.DONE, ImpactReport.Status.FAILED)
+        if request.headers.get("HX-Request") and finished:
+            response["HX-Refresh"] = "true"  # a finished replay changes what the page offers (Approve)
+        return response
 
 
 @admin.register(TradingState)
@@ -170,23 +403,82 @@ class TradingStateAdmin(admin.ModelAdmin):
         controls.trading_set(enabled=obj.enabled, actor=actor_of(request), reason=obj.reason)
 
 
+class ReasonForm(forms.Form):
+    reason = forms.CharField(max_length=500, widget=forms.Textarea(attrs={"rows": 3, "cols": 60}))
+
+
+# Automatic trips are recorded under the tripping component's name (exchange:breakers);
+# operators' under the door they came through.
+OPERATOR_DOORS = ("admin:", "dashboard:", "operator:")
+
+
 @admin.register(CircuitBreaker)
-class CircuitBreakerAdmin(admin.ModelAdmin):
-    list_display = ["name", "tripped", "reason", "since", "changed_by"]
+class CircuitBreakerAdmin(GuardedAdmin):
+    """Operators and risk officers trip and reset breakers, each time with a reason: the
+    action asks for it on a confirmation page. Nothing else about a breaker is edited here."""
+
+    list_display = ["name", "tripped", "reason", "since", "source"]
+    list_filter = ["tripped"]
     readonly_fields = ["name", "tripped", "reason", "since", "changed_by"]
-    actions = ["reset"]
+    actions = ["trip", "reset"]
 
     def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
         return False
 
     def has_delete_permission(self, request, obj=None):
         return False
 
-    @admin.action(description="Reset the selected breakers")
+    def has_trip_breaker_permission(self, request):
+        return user_may(request.user, TRIP_BREAKER)
+
+    def has_reset_breaker_permission(self, request):
+        return user_may(request.user, RESET_BREAKER)
+
+    @admin.display(description="last changed by")
+    def source(self, breaker):
+        if not breaker.changed_by:
+            return "—"
+        automatic = not breaker.changed_by.startswith(OPERATOR_DOORS)
+        return f"{breaker.changed_by} (automatic)" if automatic else breaker.changed_by
+
+    @admin.action(description="Trip the selected breakers (routing stops)", permissions=["trip_breaker"])
+    def trip(self, request, queryset):
+        return self._with_reason(request, queryset, verb="trip", change=controls.breaker_trip)
+
+    @admin.action(description="Reset the selected breakers", permissions=["reset_breaker"])
     def reset(self, request, queryset):
-        for breaker in queryset.filter(tripped=True):
-            controls.breaker_reset(name=breaker.name, actor=actor_of(request), reason="reset in admin")
-            self.message_user(request, f"{breaker.name} reset.")
+        return self._with_reason(request, queryset, verb="reset", change=controls.breaker_reset)
+
+    def _with_reason(self, request, queryset, *, verb, change):
+        """First the confirmation page asking why; its POST (with `confirm`) then changes each
+        breaker that is not yet in that state, each through the audited service."""
+        form = ReasonForm(request.POST if "confirm" in request.POST else None)
+        if not form.is_valid():
+            return TemplateResponse(
+                request,
+                "admin/governance/circuitbreaker/reason.html",
+                {
+                    **self.admin_site.each_context(request),
+                    "title": f"{verb.capitalize()} circuit breakers",
+                    "opts": self.model._meta,
+                    "verb": verb,
+                    "action": request.POST.get("action", verb),
+                    "breakers": list(queryset.order_by("name")),
+                    "form": form,
+                    "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
+                },
+            )
+        reason, done = form.cleaned_data["reason"], "tripped" if verb == "trip" else "reset"
+        for breaker in queryset.order_by("name"):
+            if breaker.tripped == (verb == "trip"):
+                self.message_user(request, f"{breaker.name}: already {done}.", level=messages.WARNING)
+                continue
+            change(name=breaker.name, actor=actor_of(request), reason=reason)
+            self.message_user(request, f"{breaker.name}: {done} ({reason}).")
+        return None
 
 
 class DecisionInline(admin.StackedInline):
@@ -218,12 +510,15 @@ class ProposalAdmin(ReadOnlyAdmin):
     inlines = [DecisionInline, VoteInline]
     actions = ["export_csv"]
 
+    def has_export_reports_permission(self, request):
+        return user_may(request.user, EXPORT_REPORTS)
+
     @admin.display(description="decision")
     def outcome(self, proposal):
         decision = getattr(proposal, "decision", None)
         return decision.outcome if decision else "—"
 
-    @admin.action(description="Export selected as CSV (compliance report)")
+    @admin.action(description="Export selected as CSV (compliance report)", permissions=["export_reports"])
     def export_csv(self, request, queryset):
         response = HttpResponse(content_type="text/csv")
         response["Content-Disposition"] = 'attachment; filename="chronosx-proposals.csv"'
@@ -263,3 +558,5 @@ class VenueHealthAdmin(ReadOnlyAdmin):
 
 admin.site.site_header = "ChronosX governance"
 admin.site.site_title = "ChronosX"
+# Asks risk officers for their two-factor code when CHRONOSX_REQUIRE_2FA is on.
+admin.site.login_form = TwoFactorLoginForm

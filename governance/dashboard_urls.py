@@ -1,4 +1,4 @@
-from django.urls import path
+from django.urls import path, re_path
 
 from governance import views
 
@@ -10,4 +10,5 @@ urlpatterns = [
     path("dashboard/partials/ruleset/", views.ruleset_panel, name="dashboard-ruleset"),
     path("dashboard/partials/portfolio/", views.portfolio_panel, name="dashboard-portfolio"),
     path("dashboard/partials/proposals/", views.proposals_panel, name="dashboard-proposals"),
+    re_path(r"^dashboard/breakers/(?P<action>trip|reset)/$", views.breaker_action, name="dashboard-breaker"),
 ]

@@ -6,6 +6,12 @@ from django.core.exceptions import ValidationError
 from django.db import models
 
 from chronosx.fields import ExactDecimalField
+from governance.parameters import (
+    ASSET_PARAMETERS,
+    BUDGET_PARAMETER,
+    RULE_PARAMETERS,
+    parameters_errors,
+)
 
 
 # No time before this is a plausible trading signal, and every time after it round-trips.
@@ -66,50 +72,29 @@ QUORUM_DEFAULT = 2
 
 
 class Ruleset(models.Model):
-    """A versioned set of rule parameters. Published versions never change."""
+    """A versioned set of rule parameters: draft -> submitted -> published (four eyes).
+    Published versions never change (the database refuses it too)."""
 
     # The fields the engine is given as `rules` (with the asset limits and strategy
-    # budgets folded in), in the order they are shown.
-    PARAMETERS = (
-        "mode",
-        "min_confidence",
-        "max_signal_age_seconds",
-        "max_slippage_bps",
-        "max_price_deviation_bps",
-        "max_order_notional",
-        "default_strategy_budget",
-        "max_gross_exposure",
-        "max_open_positions",
-        "max_proposals_per_minute",
-        "quorum_required",
-        "vote_timeout_seconds",
-    )
+    # budgets folded in), in the order they are shown: one per row of RULE_PARAMETERS,
+    # which also makes the fields (below the class).
+    PARAMETERS = tuple(p.name for p in RULE_PARAMETERS)
 
     class Status(models.TextChoices):
         DRAFT = "draft"
+        SUBMITTED = "submitted"
         PUBLISHED = "published"
 
     version = models.PositiveIntegerField(unique=True)
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.DRAFT)
-    mode = models.CharField(max_length=8, choices=Mode.choices, default=Mode.ALPHA)
-    min_confidence = ExactDecimalField(default="0.60", help_text="0..1")
-    max_signal_age_seconds = ExactDecimalField(default="60", help_text="latency guard")
-    max_slippage_bps = ExactDecimalField(default="25")
-    max_price_deviation_bps = ExactDecimalField(
-        default="100", help_text="price collar: limit price vs reference price"
-    )
-    max_order_notional = ExactDecimalField(default="10000", help_text="quote currency")
-    default_strategy_budget = ExactDecimalField(
-        default="50000", help_text="exposure budget of a strategy without its own row"
-    )
-    max_gross_exposure = ExactDecimalField(default="200000", help_text="portfolio cap")
-    max_open_positions = models.PositiveIntegerField(default=10)
-    max_proposals_per_minute = models.PositiveIntegerField(default=120, help_text="per strategy")
-    quorum_required = models.PositiveSmallIntegerField(default=QUORUM_DEFAULT, help_text="votes out of 3")
-    vote_timeout_seconds = ExactDecimalField(default="10")
     notes = models.TextField(blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     created_by = models.CharField(max_length=150, blank=True)
+    # Everyone who created, edited or submitted this version (usernames, or the system
+    # actor): none of them may approve it.
+    editors = models.JSONField(default=list, blank=True, editable=False)
+    submitted_at = models.DateTimeField(null=True, blank=True)
+    submitted_by = models.CharField(max_length=150, blank=True)
     published_at = models.DateTimeField(null=True, blank=True)
     published_by = models.CharField(max_length=150, blank=True)
     # Frozen at publish: the exact parameters the engine gets (child rows folded in).
@@ -138,8 +123,13 @@ class Ruleset(models.Model):
         return self.status == self.Status.PUBLISHED
 
     def clean(self):
-        if self.quorum_required not in (1, 2, 3):
-            raise ValidationError({"quorum_required": "must be 1, 2 or 3"})
+        errors = parameters_errors(self, RULE_PARAMETERS)
+        if errors:
+            raise ValidationError(errors)
+
+
+for _parameter in RULE_PARAMETERS:
+    Ruleset.add_to_class(_parameter.name, _parameter.model_field())
 
 
 class AssetLimit(models.Model):
@@ -158,6 +148,11 @@ class AssetLimit(models.Model):
     def __str__(self):
         return f"{self.instrument} limits in v{self.ruleset.version}"
 
+    def clean(self):
+        errors = parameters_errors(self, ASSET_PARAMETERS.values())
+        if errors:
+            raise ValidationError(errors)
+
 
 class StrategyBudget(models.Model):
     ruleset = models.ForeignKey(Ruleset, on_delete=models.CASCADE, related_name="strategy_budgets")
@@ -171,6 +166,49 @@ class StrategyBudget(models.Model):
 
     def __str__(self):
         return f"{self.strategy} budget in v{self.ruleset.version}"
+
+    def clean(self):
+        errors = parameters_errors(self, [BUDGET_PARAMETER])
+        if errors:
+            raise ValidationError(errors)
+
+
+class ImpactReport(models.Model):
+    """An impact replay of a ruleset version: what it would have decided on the stored
+    proposals of the last `days` days. A worker claims it, stores its progress as it goes,
+    and the result (the `ruleset impact` JSON) at the end."""
+
+    class Status(models.TextChoices):
+        QUEUED = "queued"
+        RUNNING = "running"
+        DONE = "done"
+        FAILED = "failed"
+
+    ruleset = models.ForeignKey(Ruleset, on_delete=models.CASCADE, related_name="impact_reports")
+    days = models.PositiveIntegerField(default=7)
+    requested_by = models.CharField(max_length=150)
+    requested_at = models.DateTimeField()
+    status = models.CharField(max_length=8, choices=Status.choices, default=Status.QUEUED)
+    # The window replayed and the digest of the parameters replayed, fixed when it starts.
+    since = models.DateTimeField(null=True, blank=True)
+    until = models.DateTimeField(null=True, blank=True)
+    params_digest = models.CharField(max_length=64, blank=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    total = models.PositiveIntegerField(default=0)
+    done = models.PositiveIntegerField(default=0)
+    result = models.JSONField(null=True, blank=True)
+    error = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["-requested_at", "-id"]
+
+    def __str__(self):
+        return f"impact of v{self.ruleset.version} over {self.days} d ({self.status})"
+
+    @property
+    def percent(self) -> int:
+        return 100 if self.status == self.Status.DONE else (100 * self.done // self.total if self.total else 0)
 
 
 class TradingState(models.Model):

@@ -1,9 +1,12 @@
-"""Governance's Celery tasks: the evaluate and vote stages, the sweeper, and the heartbeats
-of governance's kinds of worker. Tasks take ids, re-fetch, and call a service."""
+"""Governance's Celery tasks: the evaluate and vote stages, the sweeper, impact replays, and
+the heartbeats of governance's kinds of worker. Tasks take ids, re-fetch, and call a service."""
 
+import threading
 from functools import partial
 
 from celery import shared_task
+from django.conf import settings
+from django.db import connections, transaction
 
 from chronosx import pipeline, workers
 from governance.checkpoints import checkpoint_beat
@@ -11,6 +14,7 @@ from governance.models import Node, WorkerKind
 from governance.nodes import node_beat, node_vote
 from governance.services.evaluation import proposal_evaluate
 from governance.services.heartbeats import worker_heartbeat
+from governance.services.impact import impact_run
 from governance.services.sweep import proposals_sweep
 
 
@@ -29,6 +33,30 @@ def node_vote_task(proposal_id: str, node: str):
 @shared_task(name="governance.sweep")
 def proposals_sweep_task():
     return proposals_sweep()
+
+
+@shared_task(name="governance.impact_replay", acks_late=True)
+def impact_replay_task(report_id: int):
+    report = impact_run(report_id=report_id)
+    return None if report is None else report.status
+
+
+def _impact_replay_on_thread(report_id: int) -> None:
+    try:
+        impact_run(report_id=report_id)
+    finally:
+        connections.close_all()  # this thread's connections
+
+
+def impact_replay_start(report_id: int) -> None:
+    """Run a queued impact report once the transaction that made it commits: on the governance
+    queue; with no broker (the embedded default) on a thread of this process, so the admin
+    request that asked for it answers at once and the page shows its progress."""
+    if settings.EMBEDDED_TASKS:
+        thread = threading.Thread(target=_impact_replay_on_thread, args=(report_id,), name=f"impact-{report_id}", daemon=True)
+        transaction.on_commit(thread.start)
+    else:
+        transaction.on_commit(lambda: impact_replay_task.apply_async(args=[report_id], queue="governance"), robust=True)
 
 
 pipeline.register(pipeline.EVALUATE, proposal_evaluate_task, queue="governance")

@@ -4,15 +4,21 @@ import uuid
 from functools import wraps
 
 from django.contrib.auth.views import redirect_to_login
+from django.http import HttpResponseBadRequest, HttpResponseForbidden
 from django.shortcuts import render
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.http import urlencode
 from django.views.decorators.cache import never_cache
-from django.views.decorators.http import require_GET
+from django.views.decorators.http import require_GET, require_POST
 from django_htmx.http import HttpResponseClientRedirect
 
+from governance.access import POLL_HEADER
+from governance.models import CircuitBreaker
+from governance.roles import RESET_BREAKER, TRIP_BREAKER, require, user_may
+from governance.roles import PermissionDenied as RoleRefused
 from governance.selectors import dashboard as selectors
+from governance.services import controls
 
 # (panel id, title, url name); the page lays them out in this order.
 PANELS = [
@@ -24,9 +30,14 @@ PANELS = [
     ("proposals", "Proposal → decision → quorum → orders → fills", "dashboard-proposals"),
 ]
 REFRESH_SECONDS = 3
+# What each breaker button needs, and the audited service it calls.
+BREAKER_ACTIONS = {
+    "trip": (TRIP_BREAKER, controls.breaker_trip),
+    "reset": (RESET_BREAKER, controls.breaker_reset),
+}
 
 
-def staff_required(view):
+def staff_only(view):
     """Active staff only. Anyone else goes to the admin login, the whole page, not a panel."""
 
     @wraps(view)
@@ -40,7 +51,12 @@ def staff_required(view):
             return HttpResponseClientRedirect(f"{login_url}?{urlencode({'next': reverse('dashboard')})}")
         return redirect_to_login(request.get_full_path(), login_url)
 
-    return require_GET(never_cache(wrapper))
+    return wrapper
+
+
+def staff_required(view):
+    """A page or panel: staff only, GET only, never cached."""
+    return require_GET(never_cache(staff_only(view)))
 
 
 def _partial(request, template, **context):
@@ -56,7 +72,35 @@ def dashboard(request):
             "panels": [{"id": p, "title": t, "url": reverse(name)} for p, t, name in PANELS],
             "venue": selectors.venue_status(),
             "refresh_seconds": REFRESH_SECONDS,
+            "poll_header": POLL_HEADER,
+            "breaker_names": list(CircuitBreaker.objects.order_by("name").values_list("name", flat=True)),
+            "breaker_actions": [a for a, (permission, _) in BREAKER_ACTIONS.items() if user_may(request.user, permission)],
         },
+    )
+
+
+@require_POST
+@never_cache
+@staff_only
+def breaker_action(request, action):
+    """Trip or reset one breaker from the dashboard, with a reason; audited as dashboard:USER."""
+    permission, change = BREAKER_ACTIONS[action]
+    name, reason = request.POST.get("name", ""), request.POST.get("reason", "").strip()
+    try:
+        require(request.user, permission, f"{action} circuit breakers")
+    except RoleRefused as exc:
+        return HttpResponseForbidden(f"permission denied: {exc}", content_type="text/plain")
+    if not reason or len(reason) > 500:
+        return HttpResponseBadRequest("give a reason (at most 500 characters)", content_type="text/plain")
+    tripped = CircuitBreaker.objects.filter(name=name).values_list("tripped", flat=True).first()
+    if tripped is None:
+        return HttpResponseBadRequest(f"no circuit breaker named {name!r}", content_type="text/plain")
+    actor = f"dashboard:{request.user.get_username()}"
+    breaker = change(name=name, actor=actor, reason=reason)
+    return render(
+        request,
+        "governance/partials/breaker_result.html",
+        {"breaker": breaker, "done": "tripped" if action == "trip" else "reset", "changed": tripped != (action == "trip"), "actor": actor},
     )
 
 

@@ -22,6 +22,7 @@ from exchange.services.breakers import venue_probe
 from governance.models import Agent, Decision, Instrument, Proposal, Ruleset, Strategy
 from governance.services.agents import agent_create
 from governance.services.controls import trading_enable
+from governance.services.staff import staff_add
 from ledger.models import AuditEvent, Position
 from ledger.services import audit_chain_extend, fill_record
 
@@ -62,6 +63,15 @@ def seed(*, trading: bool = False) -> None:
 def beat_all() -> None:
     """One heartbeat of every kind of worker, as the embedded process beats (the router's probes the venue)."""
     workers.beat_once(workers.registered_kinds())
+
+
+# --- staff -----------------------------------------------------------------------------
+
+
+def staff_member(role, name=None, *, password=None):
+    """A staff user holding `role` (governance.roles.ROLES), made as `manage.py staff add`
+    makes one (audited); called `role` unless named. No usable password unless given."""
+    return staff_add(name=name or role, role=role, password=password, actor="test")
 
 
 # --- agents and the API ---------------------------------------------------------------

@@ -4,12 +4,13 @@ import logging
 
 import pgtrigger
 import pytest
+from django.contrib.auth import get_user_model
 from django.db import connection, transaction
 from django.db.backends.base.base import BaseDatabaseWrapper
 from django.test import TransactionTestCase
 
 from governance.services.controls import trading_enable
-from tests.builders import client_for, make_agent, seed
+from tests.builders import client_for, make_agent, seed, staff_member
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +35,13 @@ def node_key_dir(tmp_path, settings):
     """Every test gets its own node key directory."""
     settings.CHRONOSX_NODE_KEY_DIR = tmp_path / "keys"
     return settings.CHRONOSX_NODE_KEY_DIR
+
+
+@pytest.fixture(autouse=True)
+def _two_factor_off(settings):
+    """Two-factor is on by default wherever DATABASE_URL is set, as in the PostgreSQL test runs;
+    tests log staff in with force_login, which gives no code. Tests of two-factor turn it on."""
+    settings.CHRONOSX_REQUIRE_2FA = False
 
 
 @pytest.fixture
@@ -104,3 +112,20 @@ def staff_user(django_user_model, seeded):
 def staff_client(client, staff_user):
     client.force_login(staff_user)
     return client
+
+
+@pytest.fixture
+def login_as(client, seeded):
+    """Log the test client in as a new staff member of a role: `login_as("operator")`; the
+    user is on `client.user`. Named "superuser", a superuser."""
+
+    def login(role, name=None):
+        if role == "superuser":
+            user = get_user_model().objects.create_superuser(name or "root", "root@example.com", None)
+        else:
+            user = staff_member(role, name)
+        client.force_login(user)
+        client.user = user
+        return client
+
+    return login

@@ -34,17 +34,16 @@ def test_an_instrument_edit_is_audited_with_old_and_new_values(officer):
     assert json.loads(event.payload)["changed"] == {"enabled": {"from": "True", "to": "False"}}
 
 
-def test_publishing_a_draft_in_admin_freezes_it_and_is_audited(officer):
-    officer.get("/admin/governance/ruleset/add/")  # makes draft v2 from v1
+def test_a_ruleset_draft_is_made_by_a_post_and_a_published_version_is_read_only(officer):
+    # The whole lifecycle, four eyes included, is in tests/governance/test_rulesets.py.
+    officer.get("/admin/governance/ruleset/add/")
+    assert not Ruleset.objects.filter(version=2).exists()
+    officer.post("/admin/governance/ruleset/add/", {})  # a copy of the version in force
     draft = Ruleset.objects.get(version=2)
     assert draft.status == "draft" and draft.asset_limits.count() == 2
+    assert json.loads(last_event("ruleset.draft_created").payload) == {"version": 2, "from_version": 1}
 
-    officer.post("/admin/governance/ruleset/", {"action": "publish", "_selected_action": [draft.pk]})
-    draft.refresh_from_db()
-    assert draft.status == "published" and draft.params["version"] == 2
-    assert json.loads(last_event("ruleset.published").payload)["version"] == 2
-
-    page = officer.get(f"/admin/governance/ruleset/{draft.pk}/change/")
+    page = officer.get(f"/admin/governance/ruleset/{Ruleset.objects.get(version=1).pk}/change/")
     assert b'name="min_confidence"' not in page.content  # read-only once published
 
 
