@@ -212,6 +212,15 @@ CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_DEFAULT_QUEUE = "governance"
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# A worker outlives its broker restarting (tests/integration/test_broker_restart.py, test_chaos.py):
+# it reconnects for as long as the broker is away (the default, 100 attempts, gives up after about
+# 45 minutes and the worker exits), and the tasks running when the connection drops run to the end
+# rather than being killed: their messages went with the restarted Redis or are delivered again,
+# and every task is idempotent (the sweepers redo what is lost). Celery 6 would cancel them by
+# default. The celery/kombu versions matter as much: see requirements.txt.
+CELERY_BROKER_CONNECTION_RETRY = True
+CELERY_BROKER_CONNECTION_MAX_RETRIES = None
+CELERY_WORKER_CANCEL_LONG_RUNNING_TASKS_ON_CONNECTION_LOSS = False
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600}
 # Fail fast when the broker is down: the row is committed and the sweeper re-enqueues.
 CELERY_TASK_PUBLISH_RETRY_POLICY = {"max_retries": 2, "interval_start": 0, "interval_step": 0.2, "interval_max": 0.5}
