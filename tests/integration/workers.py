@@ -46,8 +46,8 @@ def broker(settings, url=None):
     url = url or redis_url()
     redis.Redis.from_url(url).flushdb()
     saved = dict(app.conf.broker_url and {"broker_url": app.conf.broker_url} or {})
-    _reset_pools(app)
     app.conf.update(broker_url=url, task_always_eager=False)
+    _reset_pools(app)
     settings.CELERY_BROKER_URL = url
     settings.EMBEDDED_TASKS = False
     try:
@@ -55,12 +55,28 @@ def broker(settings, url=None):
     finally:
         app.conf.update(task_always_eager=True, broker_url=saved.get("broker_url"))
         _reset_pools(app)
+        for key in _MIRRORED:
+            app.conf.changes.pop(_celery_name(key), None)
+
+
+# Celery 5.6 looks a setting up by its CELERY_ name in every source before its plain name, so
+# the CELERY_* Django settings would hide the plain `app.conf.broker_url = …` a test sets (5.7
+# reads the test's change first). _reset_pools, which every change of broker is followed by,
+# copies these plain values to their CELERY_ names.
+_MIRRORED = ("broker_url", "task_always_eager")
+
+
+def _celery_name(key):
+    return f"CELERY_{key.upper()}"
 
 
 def _reset_pools(app):
     """Drop cached broker connections so the next send uses the current broker_url."""
     import kombu.pools
 
+    for key in _MIRRORED:
+        if key in app.conf.changes:
+            app.conf.changes[_celery_name(key)] = app.conf.changes[key]
     kombu.pools.reset()  # kombu keeps producer pools in a global registry
     app._pool = None
     app.amqp._producer_pool = None
@@ -160,7 +176,8 @@ def log_tail(path, lines=40) -> str:
 def manage(*args, env, timeout=180) -> str:
     """`python manage.py ARGS` in a process of its own with `env`; its output, or an AssertionError with it."""
     result = subprocess.run(
-        [sys.executable, "manage.py", *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout
+        [sys.executable, "manage.py", *args],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout, check=False,
     )
     if result.returncode != 0:
         raise AssertionError(
@@ -173,19 +190,37 @@ class Supervised:
     """A process the test supervises as systemd would (Restart=always): started again once it
     is found dead. Records every pid it had, which of them the test killed and which died alone."""
 
-    def __init__(self, name, argv, *, env, log_path):
+    def __init__(self, name, argv, *, env, log_path, ready_line=None):
         self.name, self.argv, self.env, self.log_path = name, argv, env, Path(log_path)
+        self.ready_line = ready_line  # what the process logs once it is ready
         self.proc = None
+        self.started_at = None
+        self._log_offset = 0
         self.pids = []
         self.killed = 0  # SIGKILLed by the test
-        self.unexpected_exits = []  # (pid, returncode) of exits the test did not cause
+        self.unexpected_exits = []  # (pid, returncode, last log lines) of exits the test did not cause
 
     def start(self):
         with open(self.log_path, "a") as log:
             log.write(f"=== supervisor: starting {self.name} ===\n")
+            self._log_offset = log.tell()
         self.proc = spawn(self.argv, env=self.env, log_path=self.log_path)
+        self.started_at = time.monotonic()
         self.pids.append(self.proc.pid)
         return self.proc
+
+    def uptime(self) -> float:
+        return time.monotonic() - self.started_at if self.alive() else 0.0
+
+    def ready(self) -> bool:
+        """Alive, and (with a ready_line) has logged it since it was last started."""
+        if not self.alive():
+            return False
+        if self.ready_line is None:
+            return True
+        with open(self.log_path, "rb") as log:
+            log.seek(self._log_offset)
+            return self.ready_line.encode() in log.read()
 
     def alive(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
@@ -202,13 +237,38 @@ class Supervised:
         self.killed += 1
 
     def check(self) -> bool:
-        """Start it again if it died on its own; True when it had."""
+        """Start it again if it died on its own; True when it had. Its exit code and the end
+        of what it logged are kept in unexpected_exits."""
         if self.proc is None or self.alive():
             return False
-        self.unexpected_exits.append((self.proc.pid, self.proc.returncode))
+        with open(self.log_path, "rb") as log:
+            log.seek(self._log_offset)
+            last_words = "\n".join(log.read().decode(errors="replace").splitlines()[-30:])
+        self.unexpected_exits.append((self.proc.pid, self.proc.returncode, last_words))
         self.start()
         return True
 
     def stop(self, timeout=15):
         if self.proc is not None:
             stop_worker(self.proc, timeout=timeout)
+
+
+def stop_all(processes, timeout=10):
+    """SIGTERM every process group at once, SIGKILL what is left after `timeout`: nothing the
+    test started outlives it, whatever state it is in."""
+    running = [p for p in processes if p.proc is not None and p.proc.poll() is None]
+    for process in running:
+        try:
+            os.killpg(process.proc.pid, signal.SIGTERM)
+        except ProcessLookupError:
+            pass
+    deadline = time.monotonic() + timeout
+    for process in running:
+        try:
+            process.proc.wait(timeout=max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            pass
+    for process in running:
+        if process.proc.poll() is None:  # still ours: the group id is this live leader's
+            os.killpg(process.proc.pid, signal.SIGKILL)  # its pool children too
+            process.proc.wait()
