@@ -16,6 +16,7 @@ from django.contrib.admin.forms import AdminAuthenticationForm
 from django.contrib.auth import logout
 from django.shortcuts import redirect
 from django.urls import reverse
+from django.utils.deprecation import MiddlewareMixin
 from django.utils.http import urlencode
 from django_htmx.http import HttpResponseClientRedirect
 from django_otp.plugins.otp_totp.models import TOTPDevice
@@ -46,15 +47,12 @@ def client_ip(request) -> str | None:
 # --- idle sessions --------------------------------------------------------------------
 
 
-class IdleSessionMiddleware:
+class IdleSessionMiddleware(MiddlewareMixin):
     """Ends a session after CHRONOSX_SESSION_IDLE_SECONDS without a request of its user's own.
     The time is written at most every minute (each write extends the stored session's expiry,
     SESSION_COOKIE_AGE), and never for the dashboard's timed refreshes."""
 
-    def __init__(self, get_response):
-        self.get_response = get_response
-
-    def __call__(self, request):
+    def process_request(self, request):
         if request.user.is_authenticated:
             now, idle = int(time.time()), settings.CHRONOSX_SESSION_IDLE_SECONDS
             seen = request.session.get(LAST_SEEN)
@@ -62,7 +60,6 @@ class IdleSessionMiddleware:
                 logout(request)  # the view then sees an anonymous visitor: login page, nothing done
             elif seen is None or (now - seen >= min(60, idle // 4) and not request.headers.get(POLL_HEADER)):
                 request.session[LAST_SEEN] = now
-        return self.get_response(request)
 
 
 # --- two-factor -------------------------------------------------------------------------
@@ -115,15 +112,12 @@ class TwoFactorLoginForm(AdminAuthenticationForm):
         user.otp_device = device
 
 
-class TwoFactorMiddleware:
+class TwoFactorMiddleware(MiddlewareMixin):
     """With CHRONOSX_REQUIRE_2FA, a session of someone who needs two-factor but has not given a
     code reaches nothing: it is ended, and the admin login (which asks for the code) is shown.
     Such a session exists when two-factor was turned on after it began."""
 
-    def __init__(self, get_response):
-        self.get_response = get_response
-
-    def __call__(self, request):
+    def process_request(self, request):
         user = request.user
         if two_factor_required(user) and not user.is_verified() and not request.path.startswith(settings.STATIC_URL):
             logout(request)
@@ -133,7 +127,7 @@ class TwoFactorMiddleware:
                 # A login form swapped into a dashboard panel would hide what happened.
                 return HttpResponseClientRedirect(f"{reverse('admin:login')}?{urlencode({'next': reverse('dashboard')})}")
             return redirect(login)
-        return self.get_response(request)
+        return None
 
 
 def security_context(request) -> dict:

@@ -54,9 +54,12 @@ class Agent(models.Model):
     is_active = models.BooleanField(default=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
+    # A staff token (a risk desk's drop copy): reads every strategy's proposals, portfolio and
+    # events; it still proposes only for its own strategies.
+    is_staff = models.BooleanField(default=False)
+
     # DRF treats the authenticated principal as a user.
     is_authenticated = True
-    is_staff = False
 
     def __str__(self):
         return self.name

@@ -11,12 +11,16 @@ class Command(BaseCommand):
     def add_arguments(self, parser):
         parser.add_argument("name")
         parser.add_argument("--strategy", action="append", required=True, dest="strategies", metavar="SLUG")
+        parser.add_argument(
+            "--staff", action="store_true",
+            help="a staff token: it also reads every strategy's events (the stream's drop copy) and portfolio",
+        )
 
-    def handle(self, *args, name, strategies, **options):
+    def handle(self, *args, name, strategies, staff, **options):
         if Agent.objects.filter(name=name).exists():
             raise CommandError(f"agent {name!r} already exists")
         try:
-            agent, token = agent_create(name=name, strategy_slugs=strategies, actor="cli")
+            agent, token = agent_create(name=name, strategy_slugs=strategies, actor="cli", staff=staff)
         except IntegrityError as exc:
             raise CommandError(f"could not create agent {name!r}: {exc}")
         self.stdout.write(f"agent {agent.name} bound to {', '.join(sorted(strategies))}")

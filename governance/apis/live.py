@@ -1,0 +1,309 @@
+"""Answers that wait for the pipeline: `Prefer: wait=N` on the proposal endpoints, and the
+server-sent event stream GET /api/v1/stream/.
+
+Neither holds a database connection or a thread while it waits. Under ASGI (uvicorn) the
+waiting is on the event loop, and one poller per process reads for every waiter at once:
+one query per round for the statuses of every awaited proposal, one for the events of every
+open stream. Under WSGI (runserver, the embedded default) a waiting request holds its own
+thread, polling, which is what WSGI can do.
+"""
+
+import asyncio
+import time
+import uuid
+import weakref
+from concurrent.futures import ThreadPoolExecutor
+from functools import partial
+
+from asgiref.sync import sync_to_async
+from django.db import close_old_connections, connection
+from django.http import StreamingHttpResponse
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from rest_framework.views import APIView
+
+from chronosx.canonical import canonical_json
+from governance import schema as oas
+from governance.apis.proposals import ProposalDetailApi, ProposalListCreateApi
+from governance.models import Proposal
+from governance.selectors.events import agent_strategy_ids, chain_head_seq, event_data, events_after, stream_type
+from governance.selectors.proposals import proposal_get
+from governance.serializers import ProposalSerializer
+
+MAX_WAIT_SECONDS = 30
+FINAL = frozenset(
+    {Proposal.Status.BLOCKED, Proposal.Status.EXPIRED, Proposal.Status.FILLED, Proposal.Status.REJECTED, Proposal.Status.CANCELLED}
+)
+POLL_SECONDS = 0.05  # how often the shared pollers read while anyone waits
+WSGI_POLL_SECONDS = 0.2
+EVENTS_PER_READ = 1000
+HEARTBEAT_SECONDS = 15
+
+
+# --- Prefer: wait=N (RFC 7240) -----------------------------------------------------------
+
+
+def preferred_wait(request) -> tuple[int | None, frozenset]:
+    """(seconds, statuses that end the wait) from the Prefer header; (None, …) without `wait`.
+    An unreadable preference is ignored, as RFC 7240 asks; a wait over 30 s is cut to 30."""
+    seconds, until = None, FINAL
+    for preference in request.headers.get("Prefer", "").split(","):
+        name, _, value = preference.strip().partition("=")
+        name, value = name.strip().lower(), value.strip().strip('"')
+        if name == "wait" and value.isascii() and value.isdigit() and len(value) <= 6:
+            seconds = min(int(value), MAX_WAIT_SECONDS)
+        elif name == "return" and value.lower() == "approved":
+            until = FINAL | {Proposal.Status.APPROVED}
+    return seconds, until
+
+
+class _Reader:
+    """A poller's reads run on one thread of its own: one database connection while anyone
+    waits, closed when nobody does."""
+
+    def __init__(self, loop):
+        self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="chronosx-live")
+        weakref.finalize(loop, self.executor.shutdown, wait=False)
+
+    async def read(self, function, *args):
+        return await asyncio.get_running_loop().run_in_executor(self.executor, partial(function, *args))
+
+    async def idle(self):
+        await asyncio.get_running_loop().run_in_executor(self.executor, connection.close)
+
+
+class _StatusWatch:
+    """Every proposal awaited on one event loop, read in one query per round."""
+
+    def __init__(self, loop):
+        self.waiters: dict[uuid.UUID, list[tuple[frozenset, asyncio.Future]]] = {}
+        self.task = None
+        self.reader = _Reader(loop)
+
+    async def until(self, proposal_id: uuid.UUID, statuses: frozenset, seconds: float) -> None:
+        future = asyncio.get_running_loop().create_future()
+        entry = (statuses, future)
+        self.waiters.setdefault(proposal_id, []).append(entry)
+        if self.task is None or self.task.done():
+            self.task = asyncio.ensure_future(self._poll())
+        try:
+            await asyncio.wait_for(future, timeout=seconds)
+        except asyncio.TimeoutError:
+            pass
+        finally:
+            entries = self.waiters.get(proposal_id, [])
+            if entry in entries:
+                entries.remove(entry)
+            if not entries:
+                self.waiters.pop(proposal_id, None)
+
+    async def _poll(self):
+        try:
+            while self.waiters:
+                statuses = await self.reader.read(_statuses, list(self.waiters))
+                for proposal_id, status in statuses.items():
+                    for wanted, future in self.waiters.get(proposal_id, []):
+                        if status in wanted and not future.done():
+                            future.set_result(status)
+                await asyncio.sleep(POLL_SECONDS)
+        finally:
+            await self.reader.idle()
+
+
+def _statuses(ids) -> dict:
+    close_old_connections()
+    return dict(Proposal.objects.filter(id__in=ids).values_list("id", "status"))
+
+
+_watches: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _StatusWatch]" = weakref.WeakKeyDictionary()
+
+
+def _watch() -> _StatusWatch:
+    loop = asyncio.get_running_loop()
+    if loop not in _watches:
+        _watches[loop] = _StatusWatch(loop)
+    return _watches[loop]
+
+
+def _answer(view, request, *args, **kwargs):
+    """The plain answer; the request's connection is given back before any wait."""
+    response = view(request, *args, **kwargs)
+    connection.close()
+    return response
+
+
+def _current(agent, proposal_id) -> dict:
+    try:
+        return ProposalSerializer(proposal_get(agent=agent, proposal_id=proposal_id)).data
+    finally:
+        connection.close()
+
+
+async def _waiting(request, view, *args, **kwargs):
+    seconds, until = preferred_wait(request)
+    if seconds is None:
+        return await sync_to_async(view)(request, *args, **kwargs)
+    started = time.monotonic()
+    response = await sync_to_async(_answer)(view, request, *args, **kwargs)
+    if response.status_code not in (200, 202) or not isinstance(getattr(response, "data", None), dict):
+        return response
+    if response.data.get("status") not in until:
+        proposal_id = uuid.UUID(str(response.data["id"]))
+        await _watch().until(proposal_id, until, max(0.0, seconds - (time.monotonic() - started)))
+        agent = response.renderer_context["request"].user
+        response.data = await sync_to_async(_current)(agent, proposal_id)
+    response["Preference-Applied"] = f"wait={seconds}"
+    return response
+
+
+_list_create = ProposalListCreateApi.as_view()
+_detail = ProposalDetailApi.as_view()
+
+
+async def proposals_endpoint(request):
+    return await _waiting(request, _list_create)
+
+
+async def proposal_detail_endpoint(request, proposal_id):
+    return await _waiting(request, _detail, proposal_id=proposal_id)
+
+
+# Both keep the DRF views' schema; the Prefer header is documented on them.
+for endpoint, view in ((proposals_endpoint, _list_create), (proposal_detail_endpoint, _detail)):
+    endpoint.cls, endpoint.initkwargs, endpoint.csrf_exempt = view.cls, view.initkwargs, True
+
+
+# --- GET /api/v1/stream/ ----------------------------------------------------------------
+
+
+def sse_event(row: dict) -> str:
+    return f"id: {row['seq']}\nevent: {stream_type(row['kind'])}\ndata: {canonical_json(event_data(row))}\n\n"
+
+
+class _Stream:
+    def __init__(self, cursor: int, strategies):
+        self.cursor, self.strategies = cursor, strategies
+        self.queue: asyncio.Queue = asyncio.Queue()
+
+
+class _EventTail:
+    """The chained audit trail, read once per round for every stream open on one event loop."""
+
+    def __init__(self, loop):
+        self.streams: set[_Stream] = set()
+        self.task = None
+        self.reader = _Reader(loop)
+
+    def open(self, cursor: int, strategies) -> _Stream:
+        stream = _Stream(cursor, strategies)
+        self.streams.add(stream)
+        if self.task is None or self.task.done():
+            self.task = asyncio.ensure_future(self._poll())
+        return stream
+
+    def close(self, stream: _Stream):
+        self.streams.discard(stream)
+
+    async def _poll(self):
+        try:
+            while self.streams:
+                # A stream still sending its last batches is left out of this round.
+                ready = [s for s in self.streams if s.queue.qsize() < 4]
+                rows, last = [], None
+                if ready:
+                    rows, last = await self.reader.read(_events, min(s.cursor for s in ready))
+                    for stream in ready:
+                        batch = [
+                            row for row in rows
+                            if row["seq"] > stream.cursor
+                            and (stream.strategies is None or row["strategy_id"] in stream.strategies)
+                        ]
+                        if batch:
+                            stream.queue.put_nowait(batch)
+                        stream.cursor = max(stream.cursor, last)
+                if last is None or len(rows) < EVENTS_PER_READ:
+                    await asyncio.sleep(POLL_SECONDS)
+        finally:
+            await self.reader.idle()
+
+
+def _events(low: int):
+    close_old_connections()
+    return events_after(seq=low, limit=EVENTS_PER_READ)
+
+
+_tails: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _EventTail]" = weakref.WeakKeyDictionary()
+
+
+def _tail() -> _EventTail:
+    loop = asyncio.get_running_loop()
+    if loop not in _tails:
+        _tails[loop] = _EventTail(loop)
+    return _tails[loop]
+
+
+async def _stream_async(cursor: int, strategies):
+    tail = _tail()
+    stream = tail.open(cursor, strategies)
+    try:
+        yield ": stream open\n\n"
+        while True:
+            try:
+                batch = await asyncio.wait_for(stream.queue.get(), timeout=HEARTBEAT_SECONDS)
+            except asyncio.TimeoutError:
+                yield ": keep-alive\n\n"
+                continue
+            yield "".join(sse_event(row) for row in batch)
+    finally:
+        tail.close(stream)
+
+
+def _stream_sync(cursor: int, strategies):
+    yield ": stream open\n\n"
+    quiet_since = time.monotonic()
+    while True:
+        rows, last = events_after(seq=cursor, limit=EVENTS_PER_READ)
+        batch = [row for row in rows if strategies is None or row["strategy_id"] in strategies]
+        cursor = max(cursor, last)
+        if batch:
+            quiet_since = time.monotonic()
+            yield "".join(sse_event(row) for row in batch)
+        elif time.monotonic() - quiet_since >= HEARTBEAT_SECONDS:
+            quiet_since = time.monotonic()
+            yield ": keep-alive\n\n"
+        if len(rows) < EVENTS_PER_READ:
+            time.sleep(WSGI_POLL_SECONDS)
+
+
+class StreamApi(APIView):
+    @extend_schema(
+        parameters=[
+            OpenApiParameter(
+                "Last-Event-ID", OpenApiTypes.INT, OpenApiParameter.HEADER, required=False,
+                description="resume after this event id (without it: from now on)",
+            ),
+            *oas.error_headers(*oas.AUTHENTICATED),
+        ],
+        responses={
+            (200, "text/event-stream"): OpenApiResponse(
+                OpenApiTypes.STR,
+                description="`id:` strictly increasing, `event:` proposal | decision | vote | order | fill, "
+                "`data:` that object's JSON with `proposal_id`; `:` comment lines are heartbeats",
+            ),
+            **oas.error_responses(*oas.AUTHENTICATED),
+        },
+        summary="The agent's events as server-sent events (staff tokens: every agent's)",
+    )
+    def get(self, request):
+        strategies = agent_strategy_ids(agent=request.user)
+        last = request.headers.get("Last-Event-ID", "").strip()
+        cursor = int(last) if last.isascii() and last.isdigit() and len(last) <= 18 else chain_head_seq()
+        if hasattr(request._request, "scope"):  # ASGI: wait on the event loop
+            content = _stream_async(cursor, strategies)
+            connection.close()  # this request's thread is done with the database
+        else:
+            content = _stream_sync(cursor, strategies)
+        response = StreamingHttpResponse(content, content_type="text/event-stream")
+        response["Cache-Control"] = "no-cache"
+        response["X-Accel-Buffering"] = "no"  # nginx: pass each event on as it comes
+        return response
