@@ -13,6 +13,8 @@ class Order(models.Model):
         UNKNOWN = "unknown"  # sent, outcome unknown (timeout, 5xx): look it up
         OPEN = "open"
         PARTIALLY_FILLED = "partially_filled"
+        CANCELLING = "cancelling"  # a cancel is under way
+        CANCEL_UNKNOWN = "cancel_unknown"  # cancel sent, outcome unknown (timeout, 5xx): look it up
         FILLED = "filled"
         REJECTED = "rejected"
         CANCELLED = "cancelled"
