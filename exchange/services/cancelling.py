@@ -14,6 +14,9 @@ Order of events, and why (the same care as sending):
 import logging
 from collections import Counter
 
+from django.db import transaction
+from django.utils import timezone
+
 from exchange.models import Order
 from exchange.services.breakers import venue_call
 from exchange.services.orders import ACTOR, FINAL, lookup_audit, order_apply, order_transition
@@ -34,6 +37,8 @@ from ledger.services import audit_record
 log = logging.getLogger(__name__)
 O = Order.Status
 CANCELLABLE = (O.OPEN, O.PARTIALLY_FILLED)
+# Sends under way (or of unknown outcome): the order may yet rest at the venue.
+IN_FLIGHT = (O.SENDING, O.UNKNOWN)
 
 
 def trading_kill_now(*, actor: str, reason: str) -> Counter:
@@ -46,8 +51,13 @@ def trading_kill_now(*, actor: str, reason: str) -> Counter:
 
 def orders_cancel_open(*, actor: str, reason: str) -> Counter:
     """Cancel every order resting at a venue (open or partially filled), each on its own.
-    Returns how each ended: cancelled | filled | unknown | refused | skipped."""
+    Returns how each ended: cancelled | filled | unknown | refused | skipped, and how many
+    sends were still under way (in_flight): those are marked, and cancelled by the reconciler
+    if they turn out to rest at the venue."""
     counts = Counter()
+    in_flight = Order.objects.filter(status__in=IN_FLIGHT, cancel_requested_at=None)
+    for order_id in in_flight.values_list("id", flat=True):
+        counts["in_flight"] += _cancel_request(order_id=order_id, actor=actor, reason=reason)
     for order_id in Order.objects.filter(status__in=CANCELLABLE).order_by("created_at").values_list("id", flat=True):
         try:
             counts[order_cancel(order_id=order_id, actor=actor, reason=reason)] += 1
@@ -107,6 +117,23 @@ def order_cancel_resolve(*, order_id) -> str:
 
 
 # --- helpers -------------------------------------------------------------------------------
+
+
+@transaction.atomic
+def _cancel_request(*, order_id, actor: str, reason: str) -> int:
+    """Mark an order whose send is under way, so that it is cancelled once it rests; audited."""
+    marked = Order.objects.filter(id=order_id, status__in=IN_FLIGHT, cancel_requested_at=None).update(
+        cancel_requested_at=timezone.now()
+    )
+    if marked:
+        order = Order.objects.only("client_order_id", "proposal_id", "status").get(id=order_id)
+        audit_record(
+            kind="order.cancel_requested",
+            actor=actor,
+            proposal_id=order.proposal_id,
+            payload={"client_order_id": order.client_order_id, "status": order.status, "reason": reason},
+        )
+    return marked
 
 
 def _status(order_id) -> str | None:

@@ -3,6 +3,7 @@ cancel every resting order once; a cancel of unknown outcome is looked up, never
 
 import io
 import json
+import time
 
 import pytest
 from django.core.management import call_command
@@ -180,3 +181,22 @@ def test_the_kill_switch_cancels_resting_contract_orders_too(make_approved, cert
 
     assert statuses() == [("cancelled", "cancelled")] * 2
     assert [r.path for r in weex.cancel_requests()] == ["/capi/v3/order"] * 2
+
+
+def test_an_order_whose_send_was_under_way_at_the_kill_is_cancelled_once_it_turns_out_to_rest(resting, weex):
+    first = Order.objects.order_by("created_at").first()
+    Order.objects.filter(id=first.id).update(status="unknown")  # its send's answer was lost; it rests there
+
+    assert kill()[-3:] == ["cancelled: 2", "unknown: 0", "in flight: 1"]
+    first.refresh_from_db()
+    assert first.status == "unknown" and first.cancel_requested_at is not None
+    assert weex.cancel_requests(first.client_order_id) == []
+
+    time.sleep(0.1)  # past the router's own look-up window
+    orders_reconcile()  # found at the venue: open
+    orders_reconcile()  # open, and the kill asked for it: cancelled
+
+    first.refresh_from_db()
+    assert first.status == "cancelled"
+    assert len(weex.cancel_requests(first.client_order_id)) == 1
+    assert AuditEvent.objects.filter(kind="order.cancel_requested", proposal_id=first.proposal_id).count() == 1

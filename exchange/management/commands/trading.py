@@ -56,9 +56,9 @@ class Command(OperatorCommand):
             self.stdout.write(f"trading halted by {who}: {reason.strip()}")
             self.stdout.write(f"cancelled: {counts['cancelled']}")
             self.stdout.write(f"unknown: {counts['unknown']}")
-            for outcome in ("filled", "refused", "failed"):
+            for outcome, label in (("filled", "filled"), ("refused", "refused"), ("failed", "failed"), ("in_flight", "in flight")):
                 if counts[outcome]:
-                    self.stdout.write(f"{outcome}: {counts[outcome]}")
+                    self.stdout.write(f"{label}: {counts[outcome]}")
         else:
             target = _target(strategy=options["strategy"], symbol=options["symbol"])
             row = _change(controls.pause_set, target=target, paused=action == "pause", actor=actor, reason=reason)
