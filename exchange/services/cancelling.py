@@ -83,7 +83,11 @@ def order_cancel(*, order_id, actor: str, reason: str, only_from=CANCELLABLE) ->
     except VenueRejected as exc:
         _cancel_answer(order, "refused", error=exc.summary, code=exc.code)
         back = O.PARTIALLY_FILLED if order.filled_quantity > 0 else O.OPEN
-        order_transition(order_id=order.id, to=back, reason=f"cancel refused: {exc.summary}", only_from=(O.CANCELLING,))
+        # A refusal would be the same next time: the reconciler does not keep asking.
+        order_transition(
+            order_id=order.id, to=back, reason=f"cancel refused: {exc.summary}", only_from=(O.CANCELLING,),
+            fields={"cancel_requested_at": None, "last_error": exc.summary[:500]},
+        )
         return "refused"
     except (VenueUnknown, VenueRateLimited, VenueUnavailable) as exc:
         _cancel_answer(order, "unknown", error=exc.summary)

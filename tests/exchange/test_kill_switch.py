@@ -13,6 +13,8 @@ from exchange.services.cancelling import order_cancel, orders_cancel_open
 from exchange.services.orders import client_order_id_for
 from exchange.services.sending import order_route
 from exchange.services.settling import orders_reconcile
+from exchange.venues import VenueRejected
+from exchange.venues.ccxt_venue import CcxtVenue
 from governance.models import Proposal, TradingState
 from governance.services.controls import trading_enable
 from ledger.models import AuditEvent
@@ -200,3 +202,20 @@ def test_an_order_whose_send_was_under_way_at_the_kill_is_cancelled_once_it_turn
     assert first.status == "cancelled"
     assert len(weex.cancel_requests(first.client_order_id)) == 1
     assert AuditEvent.objects.filter(kind="order.cancel_requested", proposal_id=first.proposal_id).count() == 1
+
+
+def test_a_refused_cancel_leaves_the_order_open_reports_it_and_is_not_retried(resting, weex, monkeypatch):
+    def refuse(self, *, symbol, client_order_id):
+        raise VenueRejected("NotSupported: weex cancelOrder() is not supported in sandbox mode")
+
+    monkeypatch.setattr(CcxtVenue, "cancel", refuse)
+    first = Order.objects.order_by("created_at").first()
+    Order.objects.filter(id=first.id).update(cancel_requested_at=first.created_at)
+
+    assert kill()[-3:] == ["cancelled: 0", "unknown: 0", "refused: 3"]
+
+    first.refresh_from_db()
+    assert first.status == "open" and first.cancel_requested_at is None
+    assert statuses() == [("open", "routed")] * 3
+    answers = AuditEvent.objects.filter(kind="order.cancel_answer", proposal_id=first.proposal_id)
+    assert [json.loads(a.payload)["outcome"] for a in answers] == ["refused"]
