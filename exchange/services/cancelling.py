@@ -70,10 +70,11 @@ def orders_cancel_open(*, actor: str, reason: str) -> Counter:
 
 def order_cancel(*, order_id, actor: str, reason: str, only_from=CANCELLABLE) -> str:
     """Send one cancel for a resting order and settle what the answer allows."""
+    # The venue first (VenueNotConfigured in a process without its credentials), then the claim.
+    venue = venue_for(Order.objects.values_list("venue", flat=True).get(id=order_id))
     if not order_transition(order_id=order_id, to=O.CANCELLING, reason=f"cancel: {reason}", only_from=only_from, actor=actor):
         return "skipped"
     order = Order.objects.get(id=order_id)
-    venue = venue_for(order.venue)
     try:
         answer = venue_call(venue, "cancel", symbol=order.symbol, client_order_id=order.client_order_id)
     except VenueOrderNotFound as exc:

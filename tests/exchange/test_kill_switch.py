@@ -219,3 +219,13 @@ def test_a_refused_cancel_leaves_the_order_open_reports_it_and_is_not_retried(re
     assert statuses() == [("open", "routed")] * 3
     answers = AuditEvent.objects.filter(kind="order.cancel_answer", proposal_id=first.proposal_id)
     assert [json.loads(a.payload)["outcome"] for a in answers] == ["refused"]
+
+
+def test_a_kill_from_a_process_without_the_venues_credentials_halts_and_leaves_the_orders_as_they_were(resting, weex, settings):
+    settings.WEEX_API_SECRET = None
+
+    assert kill()[-3:] == ["cancelled: 0", "unknown: 0", "failed: 3"]
+
+    assert TradingState.objects.get(pk=1).state == "halted"
+    assert statuses() == [("open", "routed")] * 3
+    assert weex.cancel_requests() == []
