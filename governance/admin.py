@@ -472,6 +472,35 @@ class TradingStateAdmin(GuardedAdmin):
         # Through the service, so the state is locked and audited like the command's.
         controls.trading_set(state=obj.state, actor=actor_of(request), reason=obj.reason)
 
+    actions = ["kill_switch"]
+
+    def has_control_trading_permission(self, request):
+        return user_may(request.user, CONTROL_TRADING)
+
+    @admin.action(description="Kill switch: halt and cancel every open order", permissions=["control_trading"])
+    def kill_switch(self, request, queryset):
+        """A confirmation page asks why; its POST halts (audited) and, once that commits, the
+        router cancels every resting order (the exchange's cancel stage)."""
+        form = ReasonForm(request.POST if "confirm" in request.POST else None)
+        if not form.is_valid():
+            return TemplateResponse(
+                request,
+                "admin/governance/tradingstate/kill.html",
+                {
+                    **self.admin_site.each_context(request),
+                    "title": "Kill switch",
+                    "opts": self.model._meta,
+                    "action": request.POST.get("action", "kill_switch"),
+                    "items": list(queryset),
+                    "state": TradingState.objects.filter(pk=1).first(),
+                    "form": form,
+                    "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
+                },
+            )
+        state = controls.trading_kill(actor=actor_of(request), reason=form.cleaned_data["reason"])
+        self.message_user(request, f"Kill switch: trading halted ({state.reason}); the router is cancelling every open order.")
+        return None
+
 
 class ReasonForm(forms.Form):
     reason = forms.CharField(max_length=500, widget=forms.Textarea(attrs={"rows": 3, "cols": 60}))

@@ -161,3 +161,35 @@ def test_pausing_a_strategy_in_admin_takes_a_reason_or_is_refused(login_as, role
     demo.refresh_from_db()
     assert (demo.paused, demo.pause_reason, demo.paused_by) == (True, "review", f"admin:{role}")
     assert AuditEvent.objects.filter(kind="strategy.paused", actor=f"admin:{role}").count() == 1
+
+
+@pytest.mark.parametrize("role", ROLES)
+def test_the_kill_switch_in_admin_asks_why_halts_and_cancels_or_is_refused(login_as, role, monkeypatch, settings):
+    settings.CHRONOSX_VENUE = "sandbox"
+    monkeypatch.setattr("exchange.services.sending.quorum_certificate_verify", lambda *, proposal_id: (True, "test"))
+    trading_enable(actor="test", reason="open")
+    agent = Agent.objects.create(name="kill-agent", token_hash="k" * 64, token_prefix="x")
+    agent.strategies.add(Strategy.objects.get(slug="demo"))
+    proposal = approved_proposal(agent=agent, limit_price="60000")
+    order_route(proposal_id=proposal.id)
+    client = login_as(role)
+    state = TradingState.objects.get(pk=1)
+    page = client.get("/admin/governance/tradingstate/").content.decode()
+    assert ('<option value="kill_switch"' in page) == (role in MAY_CONTROL)
+    before, count = controls(), AuditEvent.objects.count()
+
+    ask = client.post("/admin/governance/tradingstate/", {"action": "kill_switch", "index": "0", "_selected_action": [state.pk]})
+
+    if role not in MAY_CONTROL:
+        assert ask.status_code == 403
+        assert controls() == before and AuditEvent.objects.count() == count
+        assert Order.objects.get(proposal=proposal).status == "open"
+        return
+    assert ask.status_code == 200 and "Kill switch" in ask.content.decode() and controls() == before
+    client.post("/admin/governance/tradingstate/", {
+        "action": "kill_switch", "index": "0", "_selected_action": [state.pk], "confirm": "yes", "reason": "runaway agent",
+    })
+    state.refresh_from_db()
+    assert (state.state, state.reason, state.changed_by) == ("halted", "runaway agent", f"admin:{role}")
+    assert AuditEvent.objects.filter(kind="trading.killed", actor=f"admin:{role}").count() == 1
+    assert Order.objects.get(proposal=proposal).status == "cancelled"
