@@ -38,6 +38,17 @@ def proposals_awaiting_routing(*, older_than, limit: int = 500) -> list:
     )
 
 
+def proposals_approved_unsent() -> list:
+    """Approved proposals with no order, or only one never sent (`new`)."""
+    sent = [status for status in Order.Status.values if status != Order.Status.NEW]
+    return list(
+        Proposal.objects.filter(status=Proposal.Status.APPROVED)
+        .exclude(orders__status__in=sent)
+        .order_by("status_changed_at")
+        .values_list("id", flat=True)
+    )
+
+
 def order_ledger_totals(*, order: Order) -> tuple[Decimal, Decimal | None]:
     """(filled quantity, average price) of an order from its fills in the ledger."""
     quantity, notional = Decimal(0), Decimal(0)

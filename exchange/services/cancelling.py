@@ -17,6 +17,7 @@ from collections import Counter
 from django.db import transaction
 from django.utils import timezone
 
+from exchange import selectors
 from exchange.models import Order
 from exchange.services.breakers import venue_call
 from exchange.services.orders import ACTOR, FINAL, lookup_audit, order_apply, order_transition
@@ -30,8 +31,9 @@ from exchange.venues import (
     VenueUnknown,
     venue_for,
 )
-from governance.models import TradingState
+from governance.models import Proposal, TradingState
 from governance.services.controls import trading_set
+from governance.services.proposals import proposal_transition
 from ledger.services import audit_record
 
 log = logging.getLogger(__name__)
@@ -51,10 +53,16 @@ def trading_kill_now(*, actor: str, reason: str) -> Counter:
 
 def orders_cancel_open(*, actor: str, reason: str) -> Counter:
     """Cancel every order resting at a venue (open or partially filled), each on its own.
-    Returns how each ended: cancelled | filled | unknown | refused | skipped, and how many
-    sends were still under way (in_flight): those are marked, and cancelled by the reconciler
-    if they turn out to rest at the venue."""
+    Returns how each ended: cancelled | filled | unknown | refused | skipped; how many sends
+    were still under way (in_flight): those are marked, and cancelled by the reconciler if they
+    turn out to rest at the venue; and how many approvals never sent were withdrawn (expired)."""
     counts = Counter()
+    for proposal_id in selectors.proposals_approved_unsent():
+        # Approved before the halt and never sent: withdrawn, so a later enable sends none of them.
+        counts["expired"] += proposal_transition(
+            proposal_id=proposal_id, to=Proposal.Status.EXPIRED, only_from=(Proposal.Status.APPROVED,),
+            actor=actor, reason=f"kill switch: {reason}; approved, never sent",
+        )
     in_flight = Order.objects.filter(status__in=IN_FLIGHT, cancel_requested_at=None)
     for order_id in in_flight.values_list("id", flat=True):
         counts["in_flight"] += _cancel_request(order_id=order_id, actor=actor, reason=reason)

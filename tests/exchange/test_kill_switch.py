@@ -64,7 +64,12 @@ def test_the_kill_switch_halts_and_cancels_every_resting_order_with_one_cancel_r
 
 
 def test_nothing_new_is_routed_after_a_kill(resting, make_approved, weex):
-    kill()
+    waiting = make_approved()  # approved before the kill, not routed yet
+
+    assert kill()[-3:] == ["cancelled: 3", "unknown: 0", "approvals withdrawn: 1"]
+
+    waiting.refresh_from_db()
+    assert waiting.status == "expired"
     sent = len(posts(weex))
     late = make_approved()
 
@@ -77,6 +82,10 @@ def test_nothing_new_is_routed_after_a_kill(resting, make_approved, weex):
     assert late.status == "approved"
     refused = AuditEvent.objects.filter(kind="order.refused", proposal_id=late.id).get()
     assert json.loads(refused.payload)["reason"] == "trading halted: desk emergency"
+
+    trading_enable(actor="test", reason="back")  # an enable after the kill sends none of what was withdrawn
+    assert order_route(proposal_id=waiting.id) is None
+    assert len(posts(weex)) == sent and not Order.objects.filter(proposal=waiting).exists()
 
 
 def test_a_cancel_that_times_out_is_marked_unknown_then_looked_up_and_settled_without_a_second_cancel(resting, weex):

@@ -15,6 +15,14 @@ from governance.roles import CONTROL_TRADING, command_actor
 from governance.services import controls
 
 STATES = {"enable": controls.trading_enable, "halt": controls.trading_halt, "reduce-only": controls.trading_reduce_only}
+# What else a kill may report, when not zero (after `cancelled: N` and `unknown: N`).
+KILL_EXTRAS = (
+    ("filled", "filled"),
+    ("refused", "refused"),
+    ("failed", "failed"),
+    ("in_flight", "in flight"),
+    ("expired", "approvals withdrawn"),
+)
 USER_HELP = (
     "who acts: a staff user acts with their role's rights; anyone else (or, by default, the OS user) with full rights"
 )
@@ -56,7 +64,7 @@ class Command(OperatorCommand):
             self.stdout.write(f"trading halted by {who}: {reason.strip()}")
             self.stdout.write(f"cancelled: {counts['cancelled']}")
             self.stdout.write(f"unknown: {counts['unknown']}")
-            for outcome, label in (("filled", "filled"), ("refused", "refused"), ("failed", "failed"), ("in_flight", "in flight")):
+            for outcome, label in KILL_EXTRAS:
                 if counts[outcome]:
                     self.stdout.write(f"{label}: {counts[outcome]}")
         else:
