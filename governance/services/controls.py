@@ -1,5 +1,6 @@
-"""Trading controls: the global trading state, pauses of a strategy or an instrument, circuit breakers, and the venue health that the
-router reports (the execution node reads it; nodes never talk to a venue)."""
+"""Trading controls: the global trading state, pauses of a strategy or an instrument, circuit
+breakers, and the venue health that the router reports (the execution node reads it; nodes never
+talk to a venue)."""
 
 from django.db import transaction
 from django.db.models import F
@@ -9,7 +10,6 @@ from chronosx import pipeline
 from governance.models import CircuitBreaker, Instrument, Proposal, Strategy, TradingState, VenueHealth
 from governance.selectors.controls import breakers_tripped
 from ledger.services import audit_record
-
 
 T = TradingState.State
 
@@ -90,7 +90,7 @@ def pause_set(*, target: Strategy | Instrument, paused: bool, actor: str, reason
     return row
 
 
-def routing_refusal_locked(*, proposal=None) -> str | None:
+def routing_refusal_locked(*, proposal: Proposal | None = None) -> str | None:
     """Why no order may be sent now (for `proposal`, when given), or None. Call inside a
     transaction: it holds the trading-state row lock, so a halt committed before it is seen,
     and one committed after it waits for the caller's transaction."""
