@@ -3,6 +3,8 @@
     agent API ──▶ evaluate ──▶ vote (risk, portfolio, execution) ──▶ route ──▶ settle
     (governance)  (governance)  (the three MPC nodes, a queue each)   (exchange: router, reconciler)
 
+    kill switch (governance: halt) ──▶ cancel (exchange: router, every open order)
+
 A service that has finished its part calls `after_commit(STAGE, …)`: the next stage is
 enqueued once the transaction that recorded this one has committed, never before (the
 worker must find the rows it is asked about), and a broker that is down loses nothing
@@ -24,7 +26,8 @@ log = logging.getLogger(__name__)
 EVALUATE = "evaluate"  # governance: decide a proposal
 VOTE = "vote"  # governance: one MPC node reviews and signs (queue = the node)
 ROUTE = "route"  # exchange: send an approved proposal's order to the venue
-STAGES = (EVALUATE, VOTE, ROUTE)
+CANCEL = "cancel"  # exchange: the kill switch's second half, cancel every open order (after the halt commits)
+STAGES = (EVALUATE, VOTE, ROUTE, CANCEL)
 
 # stage -> (task, default queue)
 _registry: dict[str, tuple] = {}

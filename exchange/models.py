@@ -13,6 +13,8 @@ class Order(models.Model):
         UNKNOWN = "unknown"  # sent, outcome unknown (timeout, 5xx): look it up
         OPEN = "open"
         PARTIALLY_FILLED = "partially_filled"
+        CANCELLING = "cancelling"  # a cancel is under way
+        CANCEL_UNKNOWN = "cancel_unknown"  # cancel sent, outcome unknown (timeout, 5xx): look it up
         FILLED = "filled"
         REJECTED = "rejected"
         CANCELLED = "cancelled"
@@ -36,6 +38,9 @@ class Order(models.Model):
     # order the venue cannot answer for is looked up every few seconds, but the audit
     # trail records a steady outcome only at its 1st, 2nd, 4th, 8th… repeat.
     lookup_outcome = models.CharField(max_length=300, blank=True)
+    # Set by the kill switch on an order whose send was still under way: once it turns out
+    # to rest at the venue, the reconciler cancels it.
+    cancel_requested_at = models.DateTimeField(null=True, blank=True)
     lookup_repeats = models.PositiveIntegerField(default=0)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)

@@ -30,7 +30,7 @@ from governance.models import (
     Vote,
     WorkerHeartbeat,
 )
-from governance.roles import EDIT_RULESET, EXPORT_REPORTS, RESET_BREAKER, TRIP_BREAKER, user_may
+from governance.roles import CONTROL_TRADING, EDIT_RULESET, EXPORT_REPORTS, RESET_BREAKER, TRIP_BREAKER, user_may
 from governance.parameters import ASSET_PARAMETERS, ASSETS, BUDGETS
 from governance.selectors.controls import ruleset_current
 from governance.services import controls, impact, rulesets
@@ -103,14 +103,65 @@ class RiskConfigurationAdmin(AuditedAdmin):
         return False
 
 
+PAUSE_FIELDS = ["paused", "pause_reason", "paused_by", "paused_at"]
+
+
+class PausableAdmin(RiskConfigurationAdmin):
+    """Pausing and resuming (operators and risk officers, with a reason) is an action that goes
+    through the audited service; the pause fields are never edited in the form."""
+
+    actions = ["pause", "resume"]
+
+    def get_readonly_fields(self, request, obj=None):
+        return [*super().get_readonly_fields(request, obj), *PAUSE_FIELDS]
+
+    def has_control_trading_permission(self, request):
+        return user_may(request.user, CONTROL_TRADING)
+
+    @admin.action(description="Pause the selected (their proposals are blocked)", permissions=["control_trading"])
+    def pause(self, request, queryset):
+        return self._with_reason(request, queryset, verb="pause")
+
+    @admin.action(description="Resume the selected", permissions=["control_trading"])
+    def resume(self, request, queryset):
+        return self._with_reason(request, queryset, verb="resume")
+
+    def _with_reason(self, request, queryset, *, verb):
+        form = ReasonForm(request.POST if "confirm" in request.POST else None)
+        items = list(queryset.order_by("pk"))
+        if not form.is_valid():
+            return TemplateResponse(
+                request,
+                "admin/governance/pause_reason.html",
+                {
+                    **self.admin_site.each_context(request),
+                    "title": f"{verb.capitalize()} {self.model._meta.verbose_name_plural}",
+                    "opts": self.model._meta,
+                    "verb": verb,
+                    "action": request.POST.get("action", verb),
+                    "items": items,
+                    "form": form,
+                    "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
+                },
+            )
+        reason, pausing = form.cleaned_data["reason"], verb == "pause"
+        for item in items:
+            if item.paused == pausing:
+                self.message_user(request, f"{item}: already {'paused' if pausing else 'running'}.", level=messages.WARNING)
+                continue
+            controls.pause_set(target=item, paused=pausing, actor=actor_of(request), reason=reason)
+            self.message_user(request, f"{item}: {'paused' if pausing else 'resumed'} ({reason}).")
+        return None
+
+
 @admin.register(Instrument)
-class InstrumentAdmin(RiskConfigurationAdmin):
-    list_display = ["symbol", "base_asset", "quote_asset", "min_quantity", "quantity_step", "enabled"]
+class InstrumentAdmin(PausableAdmin):
+    list_display = ["symbol", "base_asset", "quote_asset", "min_quantity", "quantity_step", "enabled", "paused", "pause_reason"]
 
 
 @admin.register(Strategy)
-class StrategyAdmin(RiskConfigurationAdmin):
-    list_display = ["slug", "name", "created_at"]
+class StrategyAdmin(PausableAdmin):
+    list_display = ["slug", "name", "created_at", "paused", "pause_reason"]
 
 
 @admin.register(Agent)
@@ -386,21 +437,69 @@ class RulesetAdmin(AuditedAdmin):
         return response
 
 
+class TradingStateForm(forms.ModelForm):
+    class Meta:
+        model = TradingState
+        fields = ["state", "reason"]
+
+    def clean_reason(self):
+        reason = (self.cleaned_data.get("reason") or "").strip()
+        if not reason:
+            raise ValidationError("say why")
+        return reason
+
+
 @admin.register(TradingState)
-class TradingStateAdmin(admin.ModelAdmin):
-    list_display = ["enabled", "reason", "changed_by", "changed_at"]
-    fields = ["enabled", "reason", "changed_by", "changed_at"]
+class TradingStateAdmin(GuardedAdmin):
+    """The global trading state. Operators and risk officers change it, always with a reason,
+    through the same audited service as the command; everyone else reads."""
+
+    form = TradingStateForm
+    list_display = ["state", "reason", "changed_by", "changed_at"]
+    fields = ["state", "reason", "changed_by", "changed_at"]
     readonly_fields = ["changed_by", "changed_at"]
 
     def has_add_permission(self, request):
         return False
 
+    def has_change_permission(self, request, obj=None):
+        return user_may(request.user, CONTROL_TRADING)
+
     def has_delete_permission(self, request, obj=None):
         return False
 
     def save_model(self, request, obj, form, change):
-        # Through the service, so the switch is locked and audited like the CLI's.
-        controls.trading_set(enabled=obj.enabled, actor=actor_of(request), reason=obj.reason)
+        # Through the service, so the state is locked and audited like the command's.
+        controls.trading_set(state=obj.state, actor=actor_of(request), reason=obj.reason)
+
+    actions = ["kill_switch"]
+
+    def has_control_trading_permission(self, request):
+        return user_may(request.user, CONTROL_TRADING)
+
+    @admin.action(description="Kill switch: halt and cancel every open order", permissions=["control_trading"])
+    def kill_switch(self, request, queryset):
+        """A confirmation page asks why; its POST halts (audited) and, once that commits, the
+        router cancels every resting order (the exchange's cancel stage)."""
+        form = ReasonForm(request.POST if "confirm" in request.POST else None)
+        if not form.is_valid():
+            return TemplateResponse(
+                request,
+                "admin/governance/tradingstate/kill.html",
+                {
+                    **self.admin_site.each_context(request),
+                    "title": "Kill switch",
+                    "opts": self.model._meta,
+                    "action": request.POST.get("action", "kill_switch"),
+                    "items": list(queryset),
+                    "state": TradingState.objects.filter(pk=1).first(),
+                    "form": form,
+                    "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
+                },
+            )
+        state = controls.trading_kill(actor=actor_of(request), reason=form.cleaned_data["reason"])
+        self.message_user(request, f"Kill switch: trading halted ({state.reason}); the router is cancelling every open order.")
+        return None
 
 
 class ReasonForm(forms.Form):

@@ -11,4 +11,6 @@ urlpatterns = [
     path("dashboard/partials/portfolio/", views.portfolio_panel, name="dashboard-portfolio"),
     path("dashboard/partials/proposals/", views.proposals_panel, name="dashboard-proposals"),
     re_path(r"^dashboard/breakers/(?P<action>trip|reset)/$", views.breaker_action, name="dashboard-breaker"),
+    re_path(r"^dashboard/trading/(?P<action>enable|reduce-only|halt|kill)/$", views.trading_action, name="dashboard-trading"),
+    re_path(r"^dashboard/pauses/(?P<action>pause|resume)/$", views.pause_action, name="dashboard-pause"),
 ]

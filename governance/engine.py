@@ -211,7 +211,10 @@ def evaluate(*, proposal: dict, context: dict, rules: dict) -> dict:
 
     proposal: symbol, side, quantity, order_type, limit_price, reference_price,
       expected_slippage_bps, confidence, signal_time, received_at, intent.
-    context: trading_enabled, trading_reason, tripped_breakers, instrument
+    context: trading_enabled, trading_reason, trading_state (enabled | reduce_only |
+      halted; absent from old contexts, which trading_enabled alone decides),
+      strategy_paused and instrument_paused (the pause reason, or None; absent from
+      old contexts), tripped_breakers, instrument
       {enabled, min_quantity, quantity_step}, position_quantity (signed, this
       strategy and instrument, reserved included), closable_quantity,
       asset_exposure, strategy_exposure, gross_exposure, open_positions,
@@ -285,10 +288,26 @@ def _smaller_quantity(facts: Facts, failed: list) -> Decimal | None:
 # --- the rules, in table order ------------------------------------------------------
 
 
+ENABLED, REDUCE_ONLY, HALTED = "enabled", "reduce_only", "halted"
+
+
 def _trading_enabled(facts: Facts) -> Verdict:
-    if facts.context["trading_enabled"]:
-        return True, "trading is enabled"
-    return False, f"trading is halted: {facts.context.get('trading_reason') or 'no reason given'}"
+    context = facts.context
+    state = context.get("trading_state")
+    if state is None:
+        # A context stored before trading states and pauses: the on/off switch alone,
+        # with exactly the details it always had.
+        state = ENABLED if context["trading_enabled"] else HALTED
+    if state not in (ENABLED, REDUCE_ONLY):  # halted, or a state this engine does not know: closed
+        return False, f"trading is halted: {context.get('trading_reason') or 'no reason given'}"
+    if state == REDUCE_ONLY and not facts.is_close:
+        return False, "trading is reduce-only: only closes pass"
+    paused = context.get("strategy_paused")
+    if paused is not None:
+        return False, f"strategy {facts.proposal['strategy']} is paused: {paused or 'no reason given'}"
+    if state == REDUCE_ONLY:
+        return True, "trading is reduce-only; a close passes"
+    return True, "trading is enabled"
 
 
 def _circuit_breaker(facts: Facts) -> Verdict:
@@ -309,9 +328,12 @@ def _exits_enabled(facts: Facts) -> Verdict:
 
 def _instrument_enabled(facts: Facts) -> Verdict:
     symbol = facts.proposal["symbol"]
-    if facts.context["instrument"]["enabled"]:
-        return True, f"{symbol} is enabled"
-    return False, f"{symbol} is disabled"
+    if not facts.context["instrument"]["enabled"]:
+        return False, f"{symbol} is disabled"
+    paused = facts.context.get("instrument_paused")  # absent from contexts stored before pauses
+    if paused is not None:
+        return False, f"{symbol} is paused: {paused or 'no reason given'}"
+    return True, f"{symbol} is enabled"
 
 
 def _min_confidence(facts: Facts) -> Verdict:

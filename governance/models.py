@@ -18,7 +18,19 @@ from governance.parameters import (
 READABLE_SINCE = datetime(2000, 1, 1, tzinfo=timezone.utc)
 
 
-class Instrument(models.Model):
+class Pausable(models.Model):
+    """A strategy or an instrument an operator may pause (nothing of it passes) and resume."""
+
+    paused = models.BooleanField(default=False)
+    pause_reason = models.CharField(max_length=500, blank=True)
+    paused_by = models.CharField(max_length=150, blank=True)
+    paused_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        abstract = True
+
+
+class Instrument(Pausable):
     symbol = models.CharField(max_length=32, unique=True)
     base_asset = models.CharField(max_length=16)
     quote_asset = models.CharField(max_length=16, default="USDT")
@@ -31,7 +43,7 @@ class Instrument(models.Model):
         return self.symbol
 
 
-class Strategy(models.Model):
+class Strategy(Pausable):
     slug = models.SlugField(max_length=64, unique=True)
     name = models.CharField(max_length=128, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
@@ -215,19 +227,37 @@ class ImpactReport(models.Model):
 
 
 class TradingState(models.Model):
-    """The global trading switch (one row). Halted until an operator enables it.
+    """The global trading state (one row): enabled, reduce_only (only closes pass) or
+    halted, always with a reason. Halted until an operator enables it.
 
     Its row lock also serializes every evaluation, so two proposals can never
     together overshoot an exposure cap.
     """
 
-    enabled = models.BooleanField(default=False)
+    class State(models.TextChoices):
+        ENABLED = "enabled"
+        REDUCE_ONLY = "reduce_only"
+        HALTED = "halted"
+
+    state = models.CharField(max_length=16, choices=State.choices, default=State.HALTED)
     reason = models.CharField(max_length=500, default="halted by default")
     changed_by = models.CharField(max_length=150, default="system")
     changed_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         permissions = [("control_trading", "Enable, halt or set reduce-only; pause and resume; press the kill switch")]
+
+    def __str__(self):
+        return f"trading {self.state}: {self.reason}"
+
+    @property
+    def enabled(self) -> bool:
+        """Fully enabled: openings and closes pass (reduce_only lets closes alone through)."""
+        return self.state == self.State.ENABLED
+
+    @property
+    def halted(self) -> bool:
+        return self.state == self.State.HALTED
 
 
 class CircuitBreaker(models.Model):

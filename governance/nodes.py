@@ -15,8 +15,8 @@ from django.db import transaction
 
 from governance import engine, keys
 from governance.digests import decision_row_digest, vote_message
-from governance.models import Decision, Node, Proposal, Vote
-from governance.selectors.context import decision_context
+from governance.models import Decision, Node, Proposal, TradingState, Vote
+from governance.selectors.context import decision_context, pause_reason
 from governance.selectors.controls import (
     breakers_tripped,
     trading_state,
@@ -116,7 +116,7 @@ def _risk_review(*, proposal, decision):
 
 def _portfolio_review(*, proposal, decision):
     """Exposure re-read from the ledger now, with the approved quantity added."""
-    context = decision_context(proposal=proposal, trading_enabled=True, trading_reason="")
+    context = decision_context(proposal=proposal, trading_state=TradingState.State.ENABLED, trading_reason="")
     checks = engine.evaluate(proposal=_sized(decision), context=context, rules=decision.inputs["rules"])["checks"]
     failed = _failed(Node.PORTFOLIO, checks)
     if failed:
@@ -128,13 +128,16 @@ def _portfolio_review(*, proposal, decision):
 
 
 def _execution_review(*, proposal, decision):
-    """The controls as they are right now (the switch, the breakers, the instrument), and
-    the venue's health as the router last measured it."""
+    """The controls as they are right now (the trading state, the pauses, the breakers, the
+    instrument), and the venue's health as the router last measured it."""
     state = trading_state()
     context = {
         **decision.inputs["context"],
         "trading_enabled": state.enabled,
         "trading_reason": state.reason,
+        "trading_state": state.state,
+        "strategy_paused": pause_reason(proposal.strategy),
+        "instrument_paused": pause_reason(proposal.instrument),
         "tripped_breakers": breakers_tripped(),
         "instrument": {**decision.inputs["context"]["instrument"], "enabled": proposal.instrument.enabled},
     }
@@ -145,7 +148,7 @@ def _execution_review(*, proposal, decision):
     healthy, detail = venue_health_latest()
     if not healthy:
         return _reject(f"venue unhealthy: {detail}")
-    return Vote.Verdict.APPROVE, f"trading enabled, no breaker tripped, venue healthy ({detail})"
+    return Vote.Verdict.APPROVE, f"trading {state.state}, no breaker tripped, venue healthy ({detail})"
 
 
 # --- heartbeats ------------------------------------------------------------------------

@@ -171,7 +171,7 @@ class WorkersSerializer(serializers.Serializer):
 class TradingSerializer(serializers.Serializer):
     enabled = serializers.BooleanField()
     reason = serializers.CharField()
-    state = serializers.ChoiceField(choices=["enabled", "reduce_only", "halted"], required=False)
+    state = serializers.ChoiceField(choices=["enabled", "reduce_only", "halted"])
 
 
 class BreakerSerializer(serializers.Serializer):

@@ -14,8 +14,8 @@ from django.views.decorators.http import require_GET, require_POST
 from django_htmx.http import HttpResponseClientRedirect
 
 from governance.access import POLL_HEADER
-from governance.models import CircuitBreaker
-from governance.roles import RESET_BREAKER, TRIP_BREAKER, require, user_may
+from governance.models import CircuitBreaker, Instrument, Strategy
+from governance.roles import CONTROL_TRADING, RESET_BREAKER, TRIP_BREAKER, require, user_may
 from governance.roles import PermissionDenied as RoleRefused
 from governance.selectors import dashboard as selectors
 from governance.services import controls
@@ -24,7 +24,7 @@ from governance.services import controls
 PANELS = [
     ("health", "System health", "dashboard-health"),
     ("nodes", "MPC nodes", "dashboard-nodes"),
-    ("controls", "Trading state & circuit breakers", "dashboard-controls"),
+    ("controls", "Trading state, pauses & circuit breakers", "dashboard-controls"),
     ("ruleset", "Governance rules in force", "dashboard-ruleset"),
     ("portfolio", "Portfolio (realized only)", "dashboard-portfolio"),
     ("proposals", "Proposal → decision → quorum → orders → fills", "dashboard-proposals"),
@@ -34,6 +34,14 @@ REFRESH_SECONDS = 3
 BREAKER_ACTIONS = {
     "trip": (TRIP_BREAKER, controls.breaker_trip),
     "reset": (RESET_BREAKER, controls.breaker_reset),
+}
+
+# The trading-state buttons and the audited service each calls (all need control_trading).
+TRADING_ACTIONS = {
+    "enable": controls.trading_enable,
+    "reduce-only": controls.trading_reduce_only,
+    "halt": controls.trading_halt,
+    "kill": controls.trading_kill,  # halts; the router then cancels every open order
 }
 
 
@@ -75,7 +83,68 @@ def dashboard(request):
             "poll_header": POLL_HEADER,
             "breaker_names": list(CircuitBreaker.objects.order_by("name").values_list("name", flat=True)),
             "breaker_actions": [a for a, (permission, _) in BREAKER_ACTIONS.items() if user_may(request.user, permission)],
+            "trading_actions": list(TRADING_ACTIONS) if user_may(request.user, CONTROL_TRADING) else [],
+            "pause_targets": _pause_targets(),
         },
+    )
+
+
+def _pause_targets() -> list[tuple[str, str]]:
+    """(value, label) of everything that can be paused: strategies, then instruments."""
+    strategies = [(f"strategy:{slug}", f"strategy {slug}") for slug in Strategy.objects.order_by("slug").values_list("slug", flat=True)]
+    instruments = [(f"instrument:{s}", f"instrument {s}") for s in Instrument.objects.order_by("symbol").values_list("symbol", flat=True)]
+    return strategies + instruments
+
+
+def _control_refusal(request, action: str):
+    """403 unless the user may control trading; 400 without a reason. None when all is well."""
+    try:
+        require(request.user, CONTROL_TRADING, action)
+    except RoleRefused as exc:
+        return HttpResponseForbidden(f"permission denied: {exc}", content_type="text/plain")
+    reason = request.POST.get("reason", "").strip()
+    if not reason or len(reason) > 500:
+        return HttpResponseBadRequest("give a reason (at most 500 characters)", content_type="text/plain")
+    return None
+
+
+@require_POST
+@never_cache
+@staff_only
+def trading_action(request, action):
+    """Set the trading state, or press the kill switch, from the dashboard; audited as dashboard:USER."""
+    refusal = _control_refusal(request, "press the kill switch" if action == "kill" else f"{action} trading")
+    if refusal:
+        return refusal
+    actor = f"dashboard:{request.user.get_username()}"
+    state = TRADING_ACTIONS[action](actor=actor, reason=request.POST["reason"])
+    return render(
+        request,
+        "governance/partials/control_result.html",
+        {"done": "kill switch pressed: trading halted, open orders being cancelled" if action == "kill" else f"trading {state.state}",
+         "actor": actor, "reason": state.reason},
+    )
+
+
+@require_POST
+@never_cache
+@staff_only
+def pause_action(request, action):
+    """Pause or resume one strategy or instrument from the dashboard; audited as dashboard:USER."""
+    refusal = _control_refusal(request, f"{action} trading")
+    if refusal:
+        return refusal
+    kind, _, name = request.POST.get("target", "").partition(":")
+    model, field = {"strategy": (Strategy, "slug"), "instrument": (Instrument, "symbol")}.get(kind, (None, None))
+    target = model.objects.filter(**{field: name}).first() if model else None
+    if target is None:
+        return HttpResponseBadRequest("no such strategy or instrument", content_type="text/plain")
+    actor = f"dashboard:{request.user.get_username()}"
+    row = controls.pause_set(target=target, paused=action == "pause", actor=actor, reason=request.POST["reason"])
+    return render(
+        request,
+        "governance/partials/control_result.html",
+        {"done": f"{kind} {row} {'paused' if row.paused else 'resumed'}", "actor": actor, "reason": request.POST["reason"].strip()},
     )
 
 

@@ -21,7 +21,7 @@ from decimal import ROUND_DOWN, Decimal, InvalidOperation
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
 
-__all__ = ['WeexTestServer', 'RecordedRequest', 'sign', 'CREATE_FAULTS', 'LOOKUP_FAULTS', 'FILL_MODES']
+__all__ = ['WeexTestServer', 'RecordedRequest', 'sign', 'CREATE_FAULTS', 'LOOKUP_FAULTS', 'CANCEL_FAULTS', 'FILL_MODES']
 
 COMMISSION_RATE = Decimal('0.001')
 MAX_CLIENT_ORDER_ID = 40
@@ -32,6 +32,8 @@ CREATE_FAULTS = (
     '429', 'reject', 'insufficient', '503_before_accept',
 )
 LOOKUP_FAULTS = ('timeout', '5xx', '504', 'not_found')
+# *_after_cancel: the order is cancelled, then the answer is lost; *_before_cancel: nothing happens.
+CANCEL_FAULTS = ('timeout_after_cancel', '5xx_after_cancel', 'timeout_before_cancel', '429')
 
 
 def sign(secret: str, prehash: str) -> str:
@@ -181,6 +183,7 @@ class WeexTestServer:
         self._requests = []
         self._create_faults = deque()
         self._lookup_faults = deque()
+        self._cancel_faults = deque()
         # 18-digit ids like WEEX's, so a client that squeezes them through a float shows it.
         self._order_ids = itertools.count(736557215397183001)
         self._trade_ids = itertools.count(836557215397183001)
@@ -224,6 +227,21 @@ class WeexTestServer:
             raise ValueError(f'unknown lookup fault {kind!r}; one of {LOOKUP_FAULTS}')
         with self._lock:
             self._lookup_faults.extend([kind] * count)
+
+    def inject_cancel(self, kind, count=1):
+        """Apply a fault to the next `count` authenticated cancels (DELETE of one order)."""
+        if kind not in CANCEL_FAULTS:
+            raise ValueError(f'unknown cancel fault {kind!r}; one of {CANCEL_FAULTS}')
+        with self._lock:
+            self._cancel_faults.extend([kind] * count)
+
+    def cancel_requests(self, client_order_id=None):
+        """The DELETEs of single orders received (of one client order id, when given)."""
+        return [
+            r for r in self.requests
+            if r.method == 'DELETE' and r.path in ('/api/v3/order', '/capi/v3/order')
+            and (client_order_id is None or f'origClientOrderId={client_order_id}' in r.query.split('&'))
+        ]
 
     def complete_partial(self, client_order_id):
         """Fill what is left of an open order (partial or resting) with one more trade."""
@@ -482,13 +500,34 @@ class WeexTestServer:
             return 200, self._render_order(self._find_order(kind, query))
 
     def _cancel_order(self, kind, query):
+        """As WEEX's v3 DELETE answers: spot {"orderId"|"origClientOrderId", "status": "CANCELED"}
+        (keyed as it was asked for), contracts {"orderId", "origClientOrderId", "success": true,
+        "errorCode": "", "errorMessage": ""}. An order that is not open is not found."""
+        with self._lock:
+            fault = self._cancel_faults.popleft() if self._cancel_faults else None
+        if fault == '429':
+            raise _Reply(429, {'code': 429})
+        if fault == 'timeout_before_cancel':
+            self._stopping.wait(self.timeout_sleep)
+            return 200, {}
         with self._lock:
             order = self._find_order(kind, query)
             if order['status'] != 'NEW':
                 raise self._not_found(kind, query)  # only open orders can be cancelled
             order['status'] = 'CANCELED'
             order['updateTime'] = self._now_ms()
-            return 200, self._render_order(order)
+            if kind == 'spot':
+                ref = ({'origClientOrderId': query['origClientOrderId']} if query.get('origClientOrderId')
+                       else {'orderId': order['orderId']})
+                reply = {**ref, 'status': 'CANCELED'}
+            else:
+                reply = {'orderId': str(order['orderId']), 'origClientOrderId': query.get('origClientOrderId', ''),
+                         'success': True, 'errorCode': '', 'errorMessage': ''}
+        if fault == 'timeout_after_cancel':
+            self._stopping.wait(self.timeout_sleep)
+        elif fault == '5xx_after_cancel':
+            raise _Reply(502, None)
+        return 200, reply
 
     def _find_order(self, kind, query):
         order_id, cid = query.get('orderId'), query.get('origClientOrderId')

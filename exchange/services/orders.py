@@ -25,14 +25,21 @@ O = Order.Status
 #   new     -> sending (a router claims it: the only way to a send)
 #   sending -> open (accepted) | unknown (no usable answer) | rejected (refused) | new (nothing was sent)
 #   unknown -> open (found by a look-up) | sending (a resend, only after "no such order") | rejected
+#   open, partially_filled -> cancelling (a cancel is claimed: the only way to a cancel request)
+#   cancelling -> the venue's final word | cancel_unknown (no usable answer) | back (cancel refused)
+#   cancel_unknown -> the venue's final word (a look-up) | cancelling (still open there: cancel again)
 ORDER_TRANSITIONS = {
     O.NEW: {O.SENDING},
     O.SENDING: {O.OPEN, O.UNKNOWN, O.REJECTED, O.NEW},
     O.UNKNOWN: {O.OPEN, O.SENDING, O.REJECTED},
-    O.OPEN: {O.PARTIALLY_FILLED, O.FILLED, O.CANCELLED, O.REJECTED},
-    O.PARTIALLY_FILLED: {O.FILLED, O.CANCELLED},
+    O.OPEN: {O.PARTIALLY_FILLED, O.FILLED, O.CANCELLED, O.REJECTED, O.CANCELLING},
+    O.PARTIALLY_FILLED: {O.FILLED, O.CANCELLED, O.CANCELLING},
+    O.CANCELLING: {O.CANCELLED, O.FILLED, O.REJECTED, O.CANCEL_UNKNOWN, O.OPEN, O.PARTIALLY_FILLED},
+    O.CANCEL_UNKNOWN: {O.CANCELLED, O.FILLED, O.REJECTED, O.CANCELLING},
 }
 FINAL = {O.FILLED, O.CANCELLED, O.REJECTED}
+# A cancel is under way or unsettled: only the venue's final word moves these on.
+CANCEL_PENDING = {O.CANCELLING, O.CANCEL_UNKNOWN}
 
 # The proposal status each order status shows (governance's table says from where).
 PROPOSAL_FOLLOWS = {
@@ -167,6 +174,8 @@ def order_apply(*, order_id, state: VenueOrder | None, fills: list | None) -> Or
         average = plain(average.quantize(Decimal("1E-12")))
     previous = order.status
     status = previous if previous in FINAL else _status_from(state=state, fills=fills, ledger_filled=ledger_filled, order=order)
+    if previous in CANCEL_PENDING and status not in FINAL:
+        status = previous  # fills are booked, but only the cancel's settlement moves it
     venue_order_id = order.venue_order_id or (state.venue_order_id if state is not None and state.venue_order_id else "")
     fields = {"filled_quantity": ledger_filled, "average_price": average, "venue_order_id": venue_order_id}
     progress = {"filled_quantity": str(ledger_filled), "average_price": None if average is None else str(average)}

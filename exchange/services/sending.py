@@ -116,7 +116,7 @@ def _claim(*, order_id, from_status: str, reason: str) -> bool:
 
 def _order_create_and_claim(*, proposal: Proposal, venue: Venue) -> Order | None:
     with transaction.atomic():
-        refusal = routing_refusal_locked()
+        refusal = routing_refusal_locked(proposal=proposal)
         if refusal:
             _refuse(proposal_id=proposal.id, reason=refusal)
             return None
@@ -319,7 +319,7 @@ def order_resolve(*, order_id, attempts: int | None = None, wait_first: bool = T
         )
         return "rejected"
     with transaction.atomic():
-        refusal = routing_refusal_locked()
+        refusal = routing_refusal_locked(proposal=order.proposal)
         if refusal:
             _refuse(proposal_id=order.proposal_id, reason=f"resend held: {refusal}")
             return "held"

@@ -12,7 +12,9 @@ from django.utils import timezone
 from chronosx import pipeline
 from exchange import selectors
 from exchange.models import Order
+from exchange.services.cancelling import order_cancel, order_cancel_resolve
 from exchange.services.orders import (
+    ACTOR,
     client_order_id_for,
     lookup_audit,
     order_refresh,
@@ -53,8 +55,22 @@ def order_settle(*, order_id, now=None) -> str:
             return "in_flight"
         lookup_audit(order, "taken_over", reason="stale while sending")
         status = O.UNKNOWN
+    if status == O.CANCELLING:
+        stale_before = now - timedelta(seconds=settings.CHRONOSX_ORDER_STALE_SECONDS)
+        if order.updated_at >= stale_before or not order_transition(
+            order_id=order.id, to=O.CANCEL_UNKNOWN, reason="went quiet while cancelling", only_from=(O.CANCELLING,),
+            fields={"last_error": "went quiet while cancelling"},
+        ):
+            return "in_flight"
+        lookup_audit(order, "taken_over", reason="stale while cancelling")
+        status = O.CANCEL_UNKNOWN
+    if status == O.CANCEL_UNKNOWN:
+        return order_cancel_resolve(order_id=order.id)
     if status == O.UNKNOWN:
         return order_resolve(order_id=order.id, attempts=1, wait_first=False)
+    if status in (O.OPEN, O.PARTIALLY_FILLED) and order.cancel_requested_at is not None:
+        # The kill switch asked for it while its send was under way: it rests, so cancel it.
+        return "cancel_" + order_cancel(order_id=order.id, actor=ACTOR, reason="requested by the kill switch while it was being sent")
     if status in (O.OPEN, O.PARTIALLY_FILLED):
         order_refresh(order_id=order.id)
         # To the back of the reconciler's queue, so many resting orders are all visited in turn.

@@ -7,8 +7,13 @@ or one of the exceptions below, which say what the router may conclude:
 - VenueRateLimited: not processed (429); try again later, same client order id.
 - VenueUnknown: no usable answer (timeout, connection error, 5xx, an unclassified
   error): the order may or may not exist. Look it up before anything else.
-- VenueOrderNotFound: a look-up positively says the venue has no such order.
+- VenueOrderNotFound: a look-up positively says the venue has no such order; a cancel,
+  that the venue has no such order open (it may have filled or ended already: look it up).
 - VenueUnavailable: a look-up or fills call failed; nothing can be concluded.
+
+A cancel ends the same way: an answer (the venue confirms the cancel; fills are read
+apart), VenueRejected (refused: the order is as it was), VenueRateLimited (not
+processed), VenueUnknown (it may or may not be cancelled: look it up, never assume).
 """
 
 from dataclasses import dataclass, field
@@ -108,6 +113,11 @@ class Venue(Protocol):
         ...
 
     def fetch_fills(self, *, symbol: str, venue_order_id: str) -> list[VenueFill]:
+        ...
+
+    def cancel(self, *, symbol: str, client_order_id: str) -> VenueOrder:
+        """Cancel an open order by its client order id. The answer confirms the cancel
+        (status "cancelled"); what filled before it is read with a look-up and fetch_fills."""
         ...
 
     def health(self, *, probe: bool = False) -> dict:

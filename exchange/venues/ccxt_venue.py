@@ -307,6 +307,39 @@ class CcxtVenue:
             )
         return fills
 
+    def cancel(self, *, symbol: str, client_order_id: str) -> VenueOrder:
+        """DELETE the order by client order id (origClientOrderId). ccxt marks whatever comes
+        back `canceled`, so the venue's own answer is read instead: spot says
+        {"status": "CANCELED"}, contracts {"success": true}. Anything else proves nothing."""
+        unified = self.market_symbol(symbol)
+        try:
+            with self._lock:
+                answer = self.client.cancel_order(None, unified, {"clientOrderId": client_order_id})
+        except ccxt.OrderNotFound as exc:
+            raise VenueOrderNotFound(*self._summary(exc)) from None
+        except RATE_LIMITS as exc:
+            raise VenueRateLimited(*self._summary(exc)) from None
+        except ccxt.InvalidOrder as exc:
+            summary, code = error_summary(exc, self.redact)
+            if code in self.not_found_codes:
+                raise VenueOrderNotFound(summary, code=code) from None
+            raise VenueRejected(summary, code=code) from None
+        except REFUSALS as exc:
+            summary, code = error_summary(exc, self.redact)
+            raise VenueRejected(summary, code=code) from None
+        except (ccxt.BaseError, OSError) as exc:
+            # Timeout, connection error, 5xx: the cancel may or may not have happened.
+            raise VenueUnknown(*self._summary(exc)) from None
+        info = (answer or {}).get("info") or {}
+        confirmed = str(info.get("status", "")).upper() in ("CANCELED", "CANCELLED") or info.get("success") in (True, "true")
+        if not confirmed:
+            raise VenueUnknown("cancel answer does not confirm the cancel")
+        return VenueOrder(
+            client_order_id=client_order_id,
+            venue_order_id=str(answer.get("id") or ""),
+            status="cancelled",
+        )
+
     def health(self, *, probe: bool = False) -> dict:
         """Markets readable (loaded once; `probe` reloads them: three public GETs)."""
         started = time.monotonic()

@@ -115,6 +115,16 @@ class SandboxVenue:
             for f in row.fills
         ]
 
+    def cancel(self, *, symbol: str, client_order_id: str) -> VenueOrder:
+        """A resting order leaves the book; anything else is not open here."""
+        with transaction.atomic():
+            row = SandboxOrder.objects.select_for_update().filter(client_order_id=client_order_id).first()
+            if row is None or row.status not in ("open", "partially_filled"):
+                raise VenueOrderNotFound("no such open sandbox order")
+            row.status = "cancelled"
+            row.save(update_fields=["status"])
+        return self._answer(row)
+
     def health(self, *, probe: bool = False) -> dict:
         return {"venue": self.name, "live": self.live, "status": "ok"}
 

@@ -8,7 +8,7 @@ from decimal import Decimal
 from django.db.models import Q
 
 from governance import engine
-from governance.models import Decision, Proposal
+from governance.models import Decision, Proposal, TradingState
 from governance.selectors.controls import breakers_tripped
 from ledger.models import Position
 
@@ -19,6 +19,11 @@ RESERVING_STATUSES = (
     Proposal.Status.ROUTED,
     Proposal.Status.PARTIALLY_FILLED,
 )
+
+
+def pause_reason(target) -> str | None:
+    """A paused strategy's or instrument's reason (never None while paused), or None."""
+    return target.pause_reason if target.paused else None
 
 
 def _reserved(*, exclude_id):
@@ -45,8 +50,11 @@ def _reserved(*, exclude_id):
     return rows
 
 
-def decision_context(*, proposal: Proposal, trading_enabled: bool, trading_reason: str) -> dict:
-    """Everything outside the proposal that the rules look at, as plain data."""
+def decision_context(*, proposal: Proposal, trading_state: str, trading_reason: str) -> dict:
+    """Everything outside the proposal that the rules look at, as plain data.
+
+    `proposal` comes with its strategy and instrument as read under the trading-state lock:
+    their pauses are part of the context, so a replay sees exactly what was decided on."""
     strategy_id, instrument_id = proposal.strategy_id, proposal.instrument_id
     position_quantity = Decimal(0)
     closable = Decimal(0)
@@ -93,8 +101,12 @@ def decision_context(*, proposal: Proposal, trading_enabled: bool, trading_reaso
         .count()
     )
     return {
-        "trading_enabled": trading_enabled,
+        # trading_enabled stays for readers of stored contexts; trading_state decides.
+        "trading_enabled": trading_state == TradingState.State.ENABLED,
         "trading_reason": trading_reason,
+        "trading_state": trading_state,
+        "strategy_paused": pause_reason(proposal.strategy),
+        "instrument_paused": pause_reason(proposal.instrument),
         "tripped_breakers": breakers_tripped(),
         "instrument": {
             "enabled": instrument.enabled,

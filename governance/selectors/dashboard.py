@@ -10,7 +10,7 @@ from decimal import Decimal
 from django.conf import settings
 from django.utils import timezone
 
-from governance.models import CircuitBreaker, Mode, Node, Proposal, WorkerHeartbeat
+from governance.models import CircuitBreaker, Instrument, Mode, Node, Proposal, Strategy, WorkerHeartbeat
 from governance.selectors.controls import (
     quorum_in_force,
     ruleset_current,
@@ -94,11 +94,17 @@ def nodes_status() -> dict:
 
 
 def controls_status() -> dict:
-    """The global trading switch and every circuit breaker, with who, why and since when."""
+    """The global trading state, what is paused, and every circuit breaker, with who, why and since when."""
     state = trading_state()
     breakers = list(CircuitBreaker.objects.order_by("name"))
+    paused = [
+        {"kind": kind, "name": str(row), "reason": row.pause_reason, "by": row.paused_by, "at": row.paused_at}
+        for kind, model, order in (("strategy", Strategy, "slug"), ("instrument", Instrument, "symbol"))
+        for row in model.objects.filter(paused=True).order_by(order)
+    ]
     return {
         "trading": state,
+        "paused": paused,
         "breakers": breakers,
         "tripped": [b.name for b in breakers if b.tripped],
     }

@@ -48,14 +48,14 @@ def health_report() -> dict:
     database_ok = _database_ok()
     broker = _broker_state()
     nodes, workers, breakers = {}, {}, []
-    trading = {"enabled": False, "reason": "database unavailable"}
+    trading = {"enabled": False, "reason": "database unavailable", "state": "halted"}
     required = quorum_in_force() if database_ok else len(Node.values)
     if database_ok:
         beats = dict(WorkerHeartbeat.objects.values_list("kind", "last_heartbeat"))
         nodes = _liveness(beats, Node.values)
         workers = _liveness(beats, PIPELINE_WORKERS)
         state = trading_state()
-        trading = {"enabled": state.enabled, "reason": state.reason}
+        trading = {"enabled": state.enabled, "reason": state.reason, "state": state.state}
         breakers = [{"name": b.name, "tripped": b.tripped} for b in CircuitBreaker.objects.order_by("name")]
     alive = sum(1 for n in nodes.values() if n["alive"])
     # Down: proposals cannot be stored, or no quorum can form. With the broker away they are

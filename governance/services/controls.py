@@ -1,13 +1,17 @@
-"""Trading controls: the global switch, circuit breakers, and the venue health that the
-router reports (the execution node reads it; nodes never talk to a venue)."""
+"""Trading controls: the global trading state, pauses of a strategy or an instrument, circuit
+breakers, and the venue health that the router reports (the execution node reads it; nodes never
+talk to a venue)."""
 
 from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
-from governance.models import CircuitBreaker, TradingState, VenueHealth
+from chronosx import pipeline
+from governance.models import CircuitBreaker, Instrument, Proposal, Strategy, TradingState, VenueHealth
 from governance.selectors.controls import breakers_tripped
 from ledger.services import audit_record
+
+T = TradingState.State
 
 
 def trading_state_locked() -> TradingState:
@@ -15,35 +19,93 @@ def trading_state_locked() -> TradingState:
     return state
 
 
+def _reason_required(reason: str) -> str:
+    reason = (reason or "").strip()
+    if not reason:
+        raise ValueError("a reason is required")
+    if len(reason) > 500:
+        raise ValueError("the reason is longer than 500 characters")
+    return reason
+
+
 @transaction.atomic
-def trading_set(*, enabled: bool, actor: str, reason: str) -> TradingState:
-    state = trading_state_locked()
-    previous = state.enabled
-    state.enabled, state.reason, state.changed_by, state.changed_at = enabled, reason, actor, timezone.now()
-    state.save()
+def trading_set(*, state: str, actor: str, reason: str, kill: bool = False) -> TradingState:
+    """Set the global trading state, with its reason; one audit event names who and why.
+    `kill`: the halt of the kill switch (audited as such; the exchange cancels what rests)."""
+    if state not in T.values:
+        raise ValueError(f"unknown trading state {state!r}; one of {', '.join(T.values)}")
+    if kill and state != T.HALTED:
+        raise ValueError("the kill switch halts trading")
+    reason = _reason_required(reason)
+    row = trading_state_locked()
+    previous = row.state
+    row.state, row.reason, row.changed_by, row.changed_at = state, reason, actor, timezone.now()
+    row.save()
     audit_record(
-        kind="trading.enabled" if enabled else "trading.halted",
+        kind="trading.killed" if kill else f"trading.{state}",
         actor=actor,
-        payload={"enabled": enabled, "previous": previous, "reason": reason},
+        payload={"state": state, "enabled": row.enabled, "previous": previous, "reason": reason},
     )
-    return state
+    return row
 
 
 def trading_enable(*, actor: str, reason: str) -> TradingState:
-    return trading_set(enabled=True, actor=actor, reason=reason)
+    return trading_set(state=T.ENABLED, actor=actor, reason=reason)
+
+
+def trading_reduce_only(*, actor: str, reason: str) -> TradingState:
+    return trading_set(state=T.REDUCE_ONLY, actor=actor, reason=reason)
 
 
 def trading_halt(*, actor: str, reason: str) -> TradingState:
-    return trading_set(enabled=False, actor=actor, reason=reason)
+    return trading_set(state=T.HALTED, actor=actor, reason=reason)
 
 
-def routing_refusal_locked() -> str | None:
-    """Why no order may be sent now, or None. Call inside a transaction: it holds the
-    trading-state row lock, so a halt committed before it is seen, and one committed
-    after it waits for the caller's transaction."""
+@transaction.atomic
+def trading_kill(*, actor: str, reason: str) -> TradingState:
+    """The kill switch from a process that holds no venue credentials (the dashboard): halt,
+    and once that commits the router cancels every open order (the exchange's cancel stage)."""
+    state = trading_set(state=T.HALTED, actor=actor, reason=reason, kill=True)
+    pipeline.after_commit(pipeline.CANCEL, actor, state.reason)
+    return state
+
+
+@transaction.atomic
+def pause_set(*, target: Strategy | Instrument, paused: bool, actor: str, reason: str) -> Strategy | Instrument:
+    """Pause or resume one strategy or instrument, with a reason; audited. Under the trading-state
+    lock, like every evaluation, so a decision sees a pause either wholly or not at all."""
+    reason = _reason_required(reason)
+    trading_state_locked()
+    row = type(target).objects.select_for_update().get(pk=target.pk)
+    kind, name = ("strategy", row.slug) if isinstance(row, Strategy) else ("instrument", row.symbol)
+    previous = row.paused
+    row.paused, row.pause_reason = paused, reason if paused else ""
+    row.paused_by, row.paused_at = actor, timezone.now()
+    row.save(update_fields=["paused", "pause_reason", "paused_by", "paused_at"])
+    audit_record(
+        kind=f"{kind}.{'paused' if paused else 'resumed'}",
+        actor=actor,
+        payload={kind: name, "paused": paused, "previous": previous, "reason": reason},
+    )
+    return row
+
+
+def routing_refusal_locked(*, proposal: Proposal | None = None) -> str | None:
+    """Why no order may be sent now (for `proposal`, when given), or None. Call inside a
+    transaction: it holds the trading-state row lock, so a halt committed before it is seen,
+    and one committed after it waits for the caller's transaction."""
     state = trading_state_locked()
-    if not state.enabled:
+    if state.halted or state.state not in T.values:
         return f"trading halted: {state.reason}"
+    if proposal is not None:
+        if state.state == T.REDUCE_ONLY and proposal.intent != Proposal.Intent.CLOSE:
+            return f"trading is reduce-only: only closes are sent ({state.reason})"
+        strategy = Strategy.objects.filter(pk=proposal.strategy_id, paused=True).values_list("slug", "pause_reason").first()
+        if strategy:
+            return "strategy {} is paused: {}".format(*strategy)
+        instrument = Instrument.objects.filter(pk=proposal.instrument_id, paused=True).values_list("symbol", "pause_reason").first()
+        if instrument:
+            return "instrument {} is paused: {}".format(*instrument)
     tripped = breakers_tripped()
     if tripped:
         return "circuit breaker tripped: " + ", ".join(tripped)

@@ -450,3 +450,48 @@ def test_stop_does_not_wait_for_a_handler_sleeping_in_a_timeout_fault():
     assert time.monotonic() - started < 2
     with pytest.raises(ccxt.NetworkError):
         client.fetch_order('1', SPOT)
+
+
+def test_a_spot_cancel_answers_as_weex_v3_does_keyed_as_it_was_asked(server, client):
+    server.fill_mode = 'rest'
+    by_id = client.create_order(SPOT, 'limit', 'buy', 0.001, 60000, {'clientOrderId': 'cid-s1'})
+    client.create_order(SPOT, 'limit', 'buy', 0.001, 60000, {'clientOrderId': 'cid-s2'})
+
+    first = client.cancel_order(by_id['id'], SPOT)
+    second = client.cancel_order(None, SPOT, {'clientOrderId': 'cid-s2'})
+
+    assert first['info'] == {'orderId': int(by_id['id']), 'status': 'CANCELED'}
+    assert second['info'] == {'origClientOrderId': 'cid-s2', 'status': 'CANCELED'}
+    assert len(server.cancel_requests('cid-s2')) == 1
+    with pytest.raises(ccxt.OrderNotFound):
+        client.cancel_order(None, SPOT, {'clientOrderId': 'cid-s2'})  # not open any more
+
+
+def test_a_contract_cancel_answers_success_as_weex_v3_does(server, client):
+    server.fill_mode = 'rest'
+    client.create_order(SWAP, 'limit', 'buy', 0.001, 60000, {'clientOrderId': 'cid-c2'})
+
+    answer = client.cancel_order(None, SWAP, {'clientOrderId': 'cid-c2'})
+
+    assert answer['info']['success'] is True and answer['info']['origClientOrderId'] == 'cid-c2'
+    assert (answer['info']['errorCode'], answer['info']['errorMessage']) == ('', '')
+
+
+@pytest.mark.parametrize('fault, error, cancelled', [
+    ('timeout_after_cancel', ccxt.RequestTimeout, True),
+    ('5xx_after_cancel', ccxt.ExchangeNotAvailable, True),
+    ('timeout_before_cancel', ccxt.RequestTimeout, False),
+    ('429', ccxt.RateLimitExceeded, False),
+])
+def test_cancel_faults_leave_the_order_cancelled_or_not_as_named(server, fault, error, cancelled):
+    server.fill_mode = 'rest'
+    server.timeout_sleep = 0.5
+    client = make_client(server)
+    client.timeout = 250
+    client.create_order(SPOT, 'limit', 'buy', 0.001, 60000, {'clientOrderId': 'cid-f'})
+    server.inject_cancel(fault)
+
+    with pytest.raises(error):
+        client.cancel_order(None, SPOT, {'clientOrderId': 'cid-f'})
+
+    assert server.orders_by_client_id['cid-f']['status'] == ('CANCELED' if cancelled else 'NEW')

@@ -49,8 +49,8 @@ def test_a_ruleset_draft_is_made_by_a_post_and_a_published_version_is_read_only(
 
 def test_halting_trading_in_admin_goes_through_the_audited_service(officer):
     state = TradingState.objects.get(pk=1)
-    officer.post(f"/admin/governance/tradingstate/{state.pk}/change/", {"enabled": "on", "reason": "open for the day"})
-    assert TradingState.objects.get(pk=1).enabled is True
+    officer.post(f"/admin/governance/tradingstate/{state.pk}/change/", {"state": "enabled", "reason": "open for the day"})
+    assert TradingState.objects.get(pk=1).state == "enabled"
     event = last_event("trading.enabled")
     assert event.actor == "admin:officer" and json.loads(event.payload)["reason"] == "open for the day"
 

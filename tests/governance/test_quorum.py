@@ -25,7 +25,7 @@ from governance.models import (
 from governance.selectors.controls import ruleset_current
 from governance.selectors.quorum import quorum_certificate_verify
 from governance.services import quorum
-from governance.services.controls import breaker_trip
+from governance.services.controls import breaker_trip, pause_set, trading_reduce_only
 from governance.services.rulesets import ruleset_new_draft, ruleset_publish
 from ledger.models import AuditEvent, Position
 from tests.builders import post_proposal, proposal_body
@@ -301,6 +301,25 @@ def test_the_execution_node_rejects_after_a_breaker_trips_and_two_approvals_stil
     assert votes["execution"].reason == "execution rules fail: circuit_breaker: tripped: venue_errors"
     assert votes["risk"].verdict == votes["portfolio"].verdict == "approve"
     assert Proposal.objects.get(id=proposal_id).status in APPROVED
+
+
+@pytest.mark.parametrize("change, reason", [
+    (lambda: trading_reduce_only(actor="test", reason="unwinding"),
+     "execution rules fail: trading_enabled: trading is reduce-only: only closes pass"),
+    (lambda: pause_set(target=Strategy.objects.get(slug="demo"), paused=True, actor="test", reason="review"),
+     "execution rules fail: trading_enabled: strategy demo is paused: review"),
+    (lambda: pause_set(target=Instrument.objects.get(symbol="BTCUSDT"), paused=True, actor="test", reason="listing"),
+     "execution rules fail: instrument_enabled: BTCUSDT is paused: listing"),
+], ids=["reduce_only", "strategy_paused", "instrument_paused"])
+def test_the_execution_node_rejects_after_reduce_only_or_a_pause_comes_in_before_it_votes(api, post, queues, change, reason):
+    queues.stop("risk", "portfolio", "execution")
+    post()
+    change()
+
+    votes = {v.node: v for v in queues.deliver_held()}
+
+    assert votes["execution"].verdict == "reject" and votes["execution"].reason == reason
+    assert votes["risk"].verdict == votes["portfolio"].verdict == "approve"
 
 
 def test_the_execution_node_rejects_while_the_router_reports_the_venue_unhealthy(post, queues):

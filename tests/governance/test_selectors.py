@@ -30,7 +30,7 @@ def open_proposal(agent, status="approved", quantity="0.0100"):
 
 def context_queries(proposal):
     with CaptureQueriesContext(connection) as queries:
-        context = decision_context(proposal=proposal, trading_enabled=True, trading_reason="")
+        context = decision_context(proposal=proposal, trading_state="enabled", trading_reason="")
     return len(queries), context
 
 
