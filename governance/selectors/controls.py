@@ -59,3 +59,17 @@ def venue_health_latest(*, now=None) -> tuple[bool, str]:
     if age > VENUE_HEALTH_FRESH_SECONDS:
         return False, f"venue health of {record.venue} is {age:.0f} s old (the router has not probed it since)"
     return record.healthy, record.detail
+
+
+def controls_context_now(*, context: dict, instrument) -> dict:
+    """A stored decision context with the controls as they are now: the trading switch, the
+    breakers and the instrument's `enabled` (what the execution node and force-execute
+    re-check: a decision made earlier says nothing of a halt since)."""
+    state = trading_state()
+    return {
+        **context,
+        "trading_enabled": state.enabled,
+        "trading_reason": state.reason,
+        "tripped_breakers": breakers_tripped(),
+        "instrument": {**context["instrument"], "enabled": instrument.enabled},
+    }
