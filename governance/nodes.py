@@ -18,7 +18,7 @@ from governance.digests import decision_row_digest, force_row_digest, vote_messa
 from governance.models import Decision, ForceRequest, Node, Proposal, Vote
 from governance.selectors.context import decision_context
 from governance.selectors.controls import controls_context_now, venue_health_latest
-from governance.selectors.forcing import force_record, force_record_problem
+from governance.selectors.forcing import force_record, force_record_problem, force_trading_refusal
 from governance.selectors.quorum import decision_integrity_problem
 from governance.services.heartbeats import worker_heartbeat
 from governance.services.quorum import vote_record, vote_refuse
@@ -85,6 +85,9 @@ def node_review(*, node: str, proposal: Proposal, decision: Decision, force: For
         problem = force_record_problem(proposal=proposal, decision=decision, force=force)
         if problem:
             return Vote.Verdict.REJECT, f"force record does not verify: {problem}"
+        trading = force_trading_refusal()
+        if trading:
+            return Vote.Verdict.REJECT, f"no force goes on now: {trading}"
     review = {Node.RISK: _risk_review, Node.PORTFOLIO: _portfolio_review, Node.EXECUTION: _execution_review}[node]
     try:
         verdict, reason = review(proposal=proposal, decision=decision, force=force)

@@ -11,6 +11,7 @@ from governance import engine
 from governance.digests import decision_row_digest, force_row_digest
 from governance.models import Decision, ForceRequest, Proposal
 from governance.roles import APPROVE_FORCE, REQUEST_FORCE, staff_user, user_may
+from governance.selectors.controls import trading_state
 
 OPEN = (ForceRequest.Status.REQUESTED, ForceRequest.Status.APPROVED)
 
@@ -60,11 +61,25 @@ def force_refusals_now(*, proposal: Proposal, decision: Decision, context: dict)
     stored = engine.force_refusals(checks=decision.checks, rules=rules)
     failed = {refusal.split(":", 1)[0] for refusal in stored}
     checks = engine.evaluate(proposal=decision.inputs["proposal"], context=context, rules=rules)["checks"]
-    return stored + [
+    now = [
         f"{c['rule']} (now): {c['detail']}"
         for c in checks
         if not c["passed"] and c["rule"] in engine.NEVER_FORCED and c["rule"] not in failed
     ]
+    trading = force_trading_refusal()
+    if trading and "trading_enabled" not in failed and not any(r.startswith("trading_enabled") for r in now):
+        now.insert(0, f"trading_enabled (now): {trading}")
+    return stored + now
+
+
+def force_trading_refusal() -> str | None:
+    """Why no force may go on with trading as it is now (None: trading is fully enabled). A force
+    needs trading enabled outright: not halted, and not reduce-only either, even for a close
+    (the one place that decides it, whatever other states the switch gets)."""
+    state = trading_state()
+    if state.enabled:
+        return None
+    return f"trading is not enabled: {state.reason or 'no reason given'}"
 
 
 def force_overrides(decision: Decision) -> list[str]:

@@ -32,6 +32,9 @@ F = ForceRequest.Status
 
 # A request not approved within this long expires (the sweeper; an approval after it is refused).
 FORCE_TTL = timedelta(minutes=10)
+# A proposal may be forced only this soon after the rules blocked it: nobody re-checks its prices,
+# so a forced order is at most FORCE_WINDOW + FORCE_TTL old when the nodes vote.
+FORCE_WINDOW = timedelta(minutes=10)
 REASON_MAX = 500
 
 # Every status a force request may move to, from each status. Approved, expired and refused are final.
@@ -120,6 +123,11 @@ def force_request(*, proposal_id, user, reason: str, now=None) -> ForceRequest:
         proposal, decision = _blocked_by_rules(proposal_id)
         if force_open(proposal_id=proposal.id) is not None:
             raise ForceRefused(f"proposal {proposal.id} already has a force request open")
+        if now - decision.decided_at > FORCE_WINDOW:
+            raise ForceRefused(
+                f"proposal {proposal.id} was blocked at {decision.decided_at.isoformat()}: a force may be requested only "
+                f"within {int(FORCE_WINDOW.total_seconds() // 60)} minutes of the decision (its prices are not re-checked)"
+            )
         _refusals(proposal, decision)
         force = ForceRequest.objects.create(
             proposal=proposal,

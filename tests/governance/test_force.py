@@ -14,7 +14,8 @@ from django.core.management import call_command, get_commands, load_command_clas
 from django.db import connections
 from django.utils import timezone
 
-from governance import digests, keys
+from chronosx import pipeline
+from governance import digests, keys, nodes
 from governance.management.commands.force import Refused
 from governance.models import Decision, ForceRequest, Instrument, Proposal, Ruleset, Vote
 from governance.parameters import BY_NAME
@@ -171,6 +172,29 @@ def test_a_node_refuses_a_force_record_changed_after_its_approval(api, blocked, 
     assert quorum_certificate_verify(proposal_id=proposal_id)[0] is False
 
 
+def test_a_halt_after_the_approval_makes_every_node_refuse_and_nothing_is_sent(api, blocked, monkeypatch):
+    proposal_id = blocked()
+    held = []
+    enqueue = pipeline.enqueue
+
+    def hold_votes(stage, *args, queue=None):
+        if stage == pipeline.VOTE:
+            held.append(args)
+            return
+        enqueue(stage, *args, queue=queue)
+
+    monkeypatch.setattr(pipeline, "enqueue", hold_votes)
+    force("request", proposal_id, "--reason", "desk call", "--user", "olga")
+    force("approve", proposal_id, "--user", "rita")
+    assert len(held) == 3 and fetch(api, proposal_id)["status"] == "pending"
+    trading_halt(actor="test", reason="venue incident")
+    votes = [nodes.node_vote(proposal_id=p, node=n) for p, n in held]
+    assert all(v.verdict == "reject" for v in votes)
+    assert all("trading is halted: venue incident" in v.reason or "trading is not enabled" in v.reason for v in votes)
+    body = fetch(api, proposal_id)
+    assert body["status"] == "blocked" and body["orders"] == [] and body["quorum"]["approvals"] == 0
+
+
 # --- refusals --------------------------------------------------------------------------------
 
 
@@ -323,6 +347,17 @@ def test_an_unapproved_request_expires_after_ten_minutes_by_the_sweeper(api, blo
     assert fetch(api, proposal_id)["status"] == "blocked" and fetch(api, proposal_id)["forced"] is False
     # A new request may be made after one expired.
     force("request", proposal_id, "--reason", "desk call, again", "--user", "olga")
+
+
+def test_a_proposal_can_be_forced_only_within_ten_minutes_of_its_block(blocked, officers):
+    proposal_id = blocked()
+    decided_at = Decision.objects.get(proposal_id=proposal_id).decided_at
+    with pytest.raises(forcing.ForceRefused, match="a force may be requested only within 10 minutes of the decision"):
+        forcing.force_request(
+            proposal_id=proposal_id, user=officers[0], reason="late", now=decided_at + timedelta(minutes=10, microseconds=1)
+        )
+    assert not ForceRequest.objects.filter(proposal_id=proposal_id).exists()
+    forcing.force_request(proposal_id=proposal_id, user=officers[0], reason="in time", now=decided_at + timedelta(minutes=10))
 
 
 def test_an_approval_after_the_ten_minutes_is_refused_and_expires_the_request(api, blocked, officers):
