@@ -147,7 +147,7 @@ def votes_counted(*, proposal, decision) -> dict:
 
 
 def quorum_summary(*, proposal) -> dict | None:
-    """The CONTRACT `quorum` object; None until voting starts (and for blocked decisions)."""
+    """The CONTRACT `quorum` object; None until voting starts (and for blocked decisions, unless forced)."""
     decision = getattr(proposal, "decision", None)
     if decision is None:
         return None

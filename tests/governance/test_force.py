@@ -416,6 +416,22 @@ def test_force_approve_command_runs_with_the_users_role(api, blocked, role, caps
     assert fetch(api, proposal_id)["status"] == "filled"
 
 
+@pytest.mark.parametrize("role", ROLES)
+def test_force_refuse_command_runs_with_the_users_role(blocked, role, capsys, monkeypatch):
+    staff_member(role, "pat")
+    proposal_id = blocked()
+    force("request", proposal_id, "--reason", "desk call", "--user", "olga")
+    before = state(proposal_id)
+    status, out, err = run_cli(["force", "refuse", proposal_id, "--reason", "no", "--user", "pat"], capsys, monkeypatch)
+    if role not in MAY_APPROVE:
+        assert status == 1 and out == ""
+        assert err.splitlines() == [f"permission denied: pat ({role}) may not refuse force-execute"]
+        assert state(proposal_id) == before
+        return
+    assert status == 0 and err == ""
+    assert ForceRequest.objects.get(proposal_id=proposal_id).status == "refused"
+
+
 def test_the_force_command_requires_a_staff_user(blocked):
     proposal_id = blocked()
     with pytest.raises(PermissionDenied, match="night-shift is not a staff user"):
