@@ -577,7 +577,9 @@ class ProposalAdmin(ReadOnlyAdmin):
             )
         for proposal in queryset.order_by("received_at"):
             try:
-                force = forcing.force_request(proposal_id=proposal.id, user=request.user, reason=form.cleaned_data["reason"])
+                force = forcing.force_request(
+                    proposal_id=proposal.id, user=request.user, reason=form.cleaned_data["reason"], actor=actor_of(request)
+                )
             except forcing.ForceRefused as exc:
                 self.message_user(request, f"{proposal.id}: not requested: {exc}", messages.ERROR)
                 continue
@@ -599,7 +601,7 @@ class ProposalAdmin(ReadOnlyAdmin):
             )
         for proposal in queryset.order_by("received_at"):
             try:
-                force = forcing.force_approve(proposal_id=proposal.id, user=request.user)
+                force = forcing.force_approve(proposal_id=proposal.id, user=request.user, actor=actor_of(request))
             except forcing.ForceRefused as exc:
                 self.message_user(request, f"{proposal.id}: not approved: {exc}", messages.ERROR)
                 continue

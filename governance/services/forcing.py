@@ -8,7 +8,8 @@ disabled exits, a disabled instrument, or a cap the ruleset marks hard (`force_h
 engine.force_refusals on the stored decision, and the controls as they are at the request and
 at the approval.
 
-The request's lifecycle is one transitions table and one transition function (force_transition),
+Each audit event names the user through the door they came by (`actor`: `operator:NAME` for the
+command, `admin:NAME` for the admin). The request's lifecycle is one transitions table and one transition function (force_transition),
 which does the conditional update and writes the audit event in the same transaction.
 """
 
@@ -110,7 +111,7 @@ def _expire_due(*, proposal_id, now) -> None:
         force_expire(force_id=force.id, now=now)
 
 
-def force_request(*, proposal_id, user, reason: str, now=None) -> ForceRequest:
+def force_request(*, proposal_id, user, reason: str, now=None, actor: str | None = None) -> ForceRequest:
     """Ask for a blocked proposal to be executed anyway (an operator or a risk officer). It
     expires unapproved after FORCE_TTL. ForceRefused when the proposal is not one the rules
     blocked, when a check a force never overrides failed (or fails now), or when a request is
@@ -139,7 +140,7 @@ def force_request(*, proposal_id, user, reason: str, now=None) -> ForceRequest:
         )
         audit_record(
             kind="force.requested",
-            actor=f"operator:{user.get_username()}",
+            actor=actor or f"operator:{user.get_username()}",
             proposal_id=proposal.id,
             payload={
                 "force_request": force.id,
@@ -154,7 +155,7 @@ def force_request(*, proposal_id, user, reason: str, now=None) -> ForceRequest:
     return force
 
 
-def force_approve(*, proposal_id, user, now=None) -> ForceRequest:
+def force_approve(*, proposal_id, user, now=None, actor: str | None = None) -> ForceRequest:
     """Grant the proposal's waiting force request (a risk officer other than the requester).
     The record is sealed (its digest), the proposal goes back to `pending`, and the three nodes
     are asked to vote on it after commit. ForceRefused (ForceFourEyes for self-approval) when it
@@ -188,7 +189,7 @@ def force_approve(*, proposal_id, user, now=None) -> ForceRequest:
             approved_at=now.isoformat(),
             overrides=fields["overrides"],
         )
-        actor = f"operator:{username}"
+        actor = actor or f"operator:{username}"
         force_transition(
             force_id=force.id,
             to=F.APPROVED,
@@ -211,7 +212,7 @@ def force_approve(*, proposal_id, user, now=None) -> ForceRequest:
     return force
 
 
-def force_refuse(*, proposal_id, user, reason: str) -> ForceRequest:
+def force_refuse(*, proposal_id, user, reason: str, actor: str | None = None) -> ForceRequest:
     """Decline the proposal's waiting force request (a risk officer); it stays refused."""
     require(user, APPROVE_FORCE, "refuse force-execute")
     reason = _reason_checked(reason)
@@ -222,7 +223,7 @@ def force_refuse(*, proposal_id, user, reason: str) -> ForceRequest:
         force_transition(
             force_id=force.id,
             to=F.REFUSED,
-            actor=f"operator:{user.get_username()}",
+            actor=actor or f"operator:{user.get_username()}",
             reason=reason,
             fields={"closed_by": user.get_username(), "closed_at": timezone.now(), "close_reason": reason},
         )

@@ -323,6 +323,7 @@ def test_a_risk_officer_may_refuse_a_request(api, blocked):
     force("request", proposal_id, "--reason", "desk call", "--user", "olga")
     assert "refused by rita" in force("refuse", proposal_id, "--reason", "signal too weak", "--user", "rita")
     assert ForceRequest.objects.get(proposal_id=proposal_id).status == "refused"
+    assert force("show", proposal_id).startswith("refused: requested by olga at ")
     with pytest.raises(Refused, match="no force request waiting for approval"):
         force("approve", proposal_id, "--user", "rob")
     assert fetch(api, proposal_id)["status"] == "blocked"
@@ -472,6 +473,7 @@ def test_requesting_force_in_admin_takes_a_reason_and_records_the_user_or_is_ref
     assert done.status_code == 302
     request = ForceRequest.objects.get(proposal_id=proposal_id)
     assert (request.status, request.requested_by, request.reason) == ("requested", "pat", "desk call")
+    assert AuditEvent.objects.get(proposal_id=proposal_id, kind="force.requested").actor == "admin:pat"
 
 
 @pytest.mark.parametrize("role", ROLES)
