@@ -117,6 +117,9 @@ def test_a_forced_proposal_is_approved_by_three_signatures_over_its_force_record
     quorum = body["quorum"]
     assert quorum["met"] and quorum["approvals"] == 3
     assert {v["node"] for v in quorum["votes"]} == {"risk", "portfolio", "execution"}
+    assert all(v["verified"] and v["force_digest"] == record.digest for v in quorum["votes"])
+    listed = api.get("/api/v1/proposals/?strategy=demo").json()
+    assert [(p["forced"], p["force"]["approved_by"]) for p in listed if p["id"] == proposal_id] == [(True, "rita")]
     assert record.digest == digests.force_row_digest(record)
     for vote in Vote.objects.filter(proposal_id=proposal_id):
         assert vote.verdict == "approve" and vote.force_digest == record.digest
