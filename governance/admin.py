@@ -18,6 +18,7 @@ from governance.models import (
     AssetLimit,
     CircuitBreaker,
     Decision,
+    ForceRequest,
     ImpactReport,
     Instrument,
     NodeKey,
@@ -30,10 +31,20 @@ from governance.models import (
     Vote,
     WorkerHeartbeat,
 )
-from governance.roles import CONTROL_TRADING, EDIT_RULESET, EXPORT_REPORTS, RESET_BREAKER, TRIP_BREAKER, user_may
+from governance.roles import (
+    APPROVE_FORCE,
+    CONTROL_TRADING,
+    EDIT_RULESET,
+    EXPORT_REPORTS,
+    REQUEST_FORCE,
+    RESET_BREAKER,
+    TRIP_BREAKER,
+    user_may,
+)
 from governance.parameters import ASSET_PARAMETERS, ASSETS, BUDGETS
 from governance.selectors.controls import ruleset_current
-from governance.services import controls, impact, rulesets
+from governance.selectors.forcing import force_open, force_summary
+from governance.services import controls, forcing, impact, rulesets
 from ledger.services import audit_record
 
 # Changed proposals listed on a ruleset's page (the report holds them all).
@@ -601,21 +612,111 @@ class VoteInline(admin.TabularInline):
         return False
 
 
+class ForceRequestInline(admin.TabularInline):
+    """The proposal's force-execute requests: who asked and why, who granted it, and the
+    record's digest the nodes signed over. Written only by governance.services.forcing."""
+
+    model = ForceRequest
+    can_delete = False
+    readonly_fields = ["status", "requested_by", "requested_at", "reason", "expires_at", "approved_by", "approved_at",
+                       "overrides", "digest", "closed_by", "close_reason"]
+    fields = readonly_fields
+    extra = 0
+    verbose_name = "force-execute request"
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+
 @admin.register(Proposal)
 class ProposalAdmin(ReadOnlyAdmin):
-    list_display = ["id", "received_at", "strategy", "instrument", "side", "quantity", "intent", "status", "outcome"]
+    """Proposals are read here. Operators and risk officers ask for a blocked one to be executed
+    anyway (force-execute, with a reason); a different risk officer grants it. Both are actions
+    offered only to the roles that may take them."""
+
+    list_display = ["id", "received_at", "strategy", "instrument", "side", "quantity", "intent", "status", "outcome", "forced"]
     list_filter = ["status", "strategy", "instrument", "intent"]
     search_fields = ["id", "idempotency_key"]
-    inlines = [DecisionInline, VoteInline]
-    actions = ["export_csv"]
+    inlines = [DecisionInline, VoteInline, ForceRequestInline]
+    actions = ["export_csv", "request_force", "approve_force"]
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).prefetch_related("force_requests")
 
     def has_export_reports_permission(self, request):
         return user_may(request.user, EXPORT_REPORTS)
+
+    def has_request_force_permission(self, request):
+        return user_may(request.user, REQUEST_FORCE)
+
+    def has_approve_force_permission(self, request):
+        return user_may(request.user, APPROVE_FORCE)
 
     @admin.display(description="decision")
     def outcome(self, proposal):
         decision = getattr(proposal, "decision", None)
         return decision.outcome if decision else "—"
+
+    @admin.display(description="forced", boolean=True)
+    def forced(self, proposal):
+        return force_summary(proposal=proposal)["forced"]
+
+    @admin.action(description="Request force-execute of the selected blocked proposals (a risk officer approves)",
+                  permissions=["request_force"])
+    def request_force(self, request, queryset):
+        """First a page asking why; its POST (with `confirm`) then requests each, through the service."""
+        form = ReasonForm(request.POST if "confirm" in request.POST else None)
+        if not form.is_valid():
+            return TemplateResponse(
+                request,
+                "admin/governance/proposal/force_request.html",
+                {
+                    **self.admin_site.each_context(request),
+                    "title": "Request force-execute",
+                    "opts": self.model._meta,
+                    "action": request.POST.get("action", "request_force"),
+                    "proposals": list(queryset.select_related("decision", "instrument", "strategy")),
+                    "form": form,
+                    "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
+                },
+            )
+        for proposal in queryset.order_by("received_at"):
+            try:
+                force = forcing.force_request(
+                    proposal_id=proposal.id, user=request.user, reason=form.cleaned_data["reason"], actor=actor_of(request)
+                )
+            except forcing.ForceRefused as exc:
+                self.message_user(request, f"{proposal.id}: not requested: {exc}", messages.ERROR)
+                continue
+            self.message_user(
+                request, f"{proposal.id}: force-execute requested; another risk officer may approve it until {force.expires_at:%H:%M:%S} UTC."
+            )
+        return None
+
+    @admin.action(description="Approve the force-execute requested for the selected proposals (not your own)",
+                  permissions=["approve_force"])
+    def approve_force(self, request, queryset):
+        username = _username(request)
+        own = [p.id for p in queryset if (f := force_open(proposal_id=p.id)) is not None and f.requested_by == username]
+        if own:
+            # Four eyes: nothing is approved when any of them is the user's own request.
+            return HttpResponseForbidden(
+                f"four-eyes: {username} requested the force of {', '.join(map(str, own))}; another risk officer must approve it",
+                content_type="text/plain",
+            )
+        for proposal in queryset.order_by("received_at"):
+            try:
+                force = forcing.force_approve(proposal_id=proposal.id, user=request.user, actor=actor_of(request))
+            except forcing.ForceRefused as exc:
+                self.message_user(request, f"{proposal.id}: not approved: {exc}", messages.ERROR)
+                continue
+            self.message_user(
+                request, f"{proposal.id}: force-execute approved (requested by {force.requested_by}); the nodes vote on it now."
+            )
+        return None
 
     @admin.action(description="Export selected as CSV (compliance report)", permissions=["export_reports"])
     def export_csv(self, request, queryset):

@@ -500,6 +500,42 @@ QUANTITY_BOUND_RULES = tuple(rule for rule in RULES if rule.quantity_bound)
 QUANTITY_BOUND = tuple(rule.name for rule in QUANTITY_BOUND_RULES)
 
 
+# --- force-execute: which failed checks two keys may override ---------------------------
+
+# A force (requested by one officer, approved by another risk officer) may let a blocked
+# proposal go on, but never past these: the trading switch (halted, or reduce-only, which
+# fails the same check), a tripped breaker, ALPHA's disabled exits, a disabled instrument.
+NEVER_FORCED = ("trading_enabled", "circuit_breaker", "exits_enabled", "instrument_enabled")
+# The caps a ruleset marks hard unless it says otherwise (its `force_hard_rules`): the
+# fat-finger collar, the largest order, and the position and exposure caps of an asset and
+# of the whole book. A strategy's own budget, the signal checks and the rate stay overridable.
+FORCE_HARD_DEFAULT = ("price_collar", "max_order_notional", "max_position", "asset_exposure", "portfolio_exposure")
+# What a ruleset may list as hard (the others are hard always).
+FORCE_HARDENABLE = tuple(rule.name for rule in RULES if rule.name not in NEVER_FORCED)
+
+
+def force_hard_rules(rules: dict) -> tuple[str, ...]:
+    """The rules no force overrides under these params, in table order: NEVER_FORCED and the
+    ruleset's `force_hard_rules` (comma-separated names; a ruleset published before the
+    parameter existed has FORCE_HARD_DEFAULT)."""
+    listed = rules.get("force_hard_rules")
+    hard = set(FORCE_HARD_DEFAULT if listed is None else (name for name in str(listed).split(",") if name))
+    return tuple(rule.name for rule in RULES if rule.name in NEVER_FORCED or rule.name in hard)
+
+
+def force_refusals(*, checks: list, rules: dict) -> list[str]:
+    """Why a force may not override these checks: one "RULE: detail" per failed check that is
+    hard under `rules`. Empty: every failed check may be overridden."""
+    hard = force_hard_rules(rules)
+    return [f"{c['rule']}: {c['detail']}" for c in checks if not c["passed"] and c["rule"] in hard]
+
+
+def force_expired(*, expires_at: str, at: str) -> bool:
+    """Whether a force request that expires at `expires_at` has expired at `at` (ISO-8601
+    times, given: the engine reads no clock)."""
+    return datetime.fromisoformat(at) >= datetime.fromisoformat(expires_at)
+
+
 def rules_reviewed_by(node: str) -> tuple[str, ...]:
     """The names of the rules `node` reviews, in table order."""
     if node not in NODES:

@@ -403,11 +403,68 @@ class Vote(models.Model):
     cast_at = models.DateTimeField()
     key_id = models.CharField(max_length=64)
     decision_digest = models.CharField(max_length=64)
+    # On a forced proposal: the digest of the force record the node verified, signed with the
+    # decision's (governance.digests.vote_payload). Empty on every other vote.
+    force_digest = models.CharField(max_length=64, blank=True, default="")
     signature = models.CharField(max_length=128, help_text="base64 Ed25519 signature")
 
     class Meta:
         ordering = ["cast_at"]
         constraints = [models.UniqueConstraint(fields=["proposal", "node"], name="one_vote_per_node")]
+
+
+class ForceRequest(models.Model):
+    """Force-execute under two keys: a request to execute a blocked proposal anyway, with a
+    reason, and a second person's approval (governance.services.forcing).
+
+        requested -> approved (by a risk officer other than the requester)
+                  |  expired  (unapproved FORCE_TTL after the request; the sweeper)
+                  |  refused  (declined by a risk officer)
+
+    An approved request is the proposal's force record: its digest is what the nodes verify
+    and sign with their votes. A proposal has at most one request open (requested or approved).
+    """
+
+    class Status(models.TextChoices):
+        REQUESTED = "requested"
+        APPROVED = "approved"
+        EXPIRED = "expired"
+        REFUSED = "refused"
+
+    proposal = models.ForeignKey(Proposal, on_delete=models.PROTECT, related_name="force_requests")
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.REQUESTED)
+    reason = models.CharField(max_length=500)
+    requested_by = models.CharField(max_length=150)
+    requested_at = models.DateTimeField()
+    expires_at = models.DateTimeField()
+    # The decision the request was made against (its digest, as stored when requested).
+    decision_digest = models.CharField(max_length=64)
+    approved_by = models.CharField(max_length=150, blank=True)
+    approved_at = models.DateTimeField(null=True, blank=True)
+    # The failed checks the force overrides (rule names), fixed at approval.
+    overrides = models.JSONField(default=list, blank=True)
+    # SHA-256 of the force record (governance.digests.force_digest), fixed at approval.
+    digest = models.CharField(max_length=64, blank=True)
+    closed_by = models.CharField(max_length=150, blank=True)
+    closed_at = models.DateTimeField(null=True, blank=True)
+    close_reason = models.CharField(max_length=500, blank=True)
+
+    class Meta:
+        ordering = ["-requested_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["proposal"],
+                condition=models.Q(status__in=["requested", "approved"]),
+                name="one_open_force_request_per_proposal",
+            ),
+            models.CheckConstraint(
+                condition=~models.Q(status="approved") | (~models.Q(approved_by="") & ~models.Q(approved_by=models.F("requested_by"))),
+                name="force_approved_by_someone_else",
+            ),
+        ]
+
+    def __str__(self):
+        return f"force of {self.proposal_id} ({self.status})"
 
 
 class WorkerKind(models.TextChoices):

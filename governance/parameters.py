@@ -19,6 +19,9 @@ Allowed ranges (inclusive unless marked open):
     quorum_required           2 or 3 (of the three MPC nodes: never a single vote)
     vote_timeout_seconds      (0 .. 300]
     mode                      alpha or full
+    force_hard_rules          comma-separated rule names, each at most once, of those a
+                              ruleset may mark (engine.FORCE_HARDENABLE); empty: none beyond
+                              the controls (engine.NEVER_FORCED), which are hard always
     asset limits, budgets     0 .. 10^15
 Decimals are plain text (digits, one optional point, at most 18 decimal places) and are kept
 exactly as written.
@@ -32,8 +35,9 @@ from django.core.exceptions import ValidationError
 from django.db import models
 
 from chronosx.fields import ExactDecimalField
+from governance.engine import FORCE_HARD_DEFAULT, FORCE_HARDENABLE
 
-DECIMAL, INTEGER, CHOICE = "decimal", "integer", "choice"
+DECIMAL, INTEGER, CHOICE, RULE_LIST = "decimal", "integer", "choice", "rule list"
 
 # Caps above this are typing mistakes; divided by a small price they would also leave the
 # engine's 50 significant digits.
@@ -46,7 +50,7 @@ INTEGER_TEXT = re.compile(r"-?[0-9]{1,16}")
 @dataclass(frozen=True)
 class Parameter:
     name: str
-    kind: str  # DECIMAL (exact text), INTEGER or CHOICE
+    kind: str  # DECIMAL (exact text), INTEGER, CHOICE or RULE_LIST (names of choices, comma-separated)
     default: str | int | None
     help: str
     low: int | str | None = None  # allowed range: low <= x (low < x when low_open) ...
@@ -59,6 +63,8 @@ class Parameter:
         """The allowed values, as an error message and the admin's help text say them."""
         if self.kind == CHOICE:
             return " or ".join(self.choices)
+        if self.kind == RULE_LIST:
+            return f"comma-separated names, each at most once, of {', '.join(self.choices)}; or nothing"
         if self.kind == INTEGER and self.high is not None and int(self.high) - int(self.low) == 1:
             return f"{self.low} or {self.high}"
         noun = "an integer" if self.kind == INTEGER else "a decimal"
@@ -77,6 +83,11 @@ class Parameter:
             if text not in self.choices:
                 raise self.error(raw, name=name)
             return text
+        if self.kind == RULE_LIST:
+            names = text.split(",") if text else []
+            if len(set(names)) != len(names) or not set(names) <= set(self.choices):
+                raise self.error(raw, name=name)
+            return ",".join(choice for choice in self.choices if choice in names)  # in the table's order
         if not (INTEGER_TEXT if self.kind == INTEGER else DECIMAL_TEXT).fullmatch(text):
             raise self.error(raw, name=name)
         value = int(text) if self.kind == INTEGER else Decimal(text)
@@ -98,7 +109,7 @@ class Parameter:
 
     def text(self, value) -> str:
         """A value as the diff and the audit trail show it (the engine's text for decimals)."""
-        return "none" if value is None else str(value)
+        return "none" if value is None or value == "" else str(value)
 
     def model_field(self) -> models.Field:
         help_text = f"{self.help}. Allowed: {self.allowed}."
@@ -106,6 +117,8 @@ class Parameter:
             return ExactDecimalField(default=self.default, help_text=help_text)
         if self.kind == INTEGER:
             return models.PositiveIntegerField(default=self.default, help_text=help_text)
+        if self.kind == RULE_LIST:
+            return models.CharField(max_length=300, blank=True, default=self.default, help_text=help_text)
         return models.CharField(max_length=32, choices=[(c, c) for c in self.choices], default=self.default, help_text=help_text)
 
 
@@ -131,6 +144,13 @@ RULE_PARAMETERS = (
     integer("max_proposals_per_minute", 120, "Proposals per strategy per minute", 1, 1_000_000),
     integer("quorum_required", 2, "MPC approvals needed, of the three nodes", 2, 3),
     decimal("vote_timeout_seconds", "10", "Time the MPC nodes have to vote, seconds", 0, 300, low_open=True),
+    Parameter(
+        "force_hard_rules",
+        RULE_LIST,
+        ",".join(FORCE_HARD_DEFAULT),
+        "Caps no force-execute overrides (trading state, breakers, ALPHA exits and disabled instruments never are)",
+        choices=FORCE_HARDENABLE,
+    ),
 )
 BY_NAME = {p.name: p for p in RULE_PARAMETERS}
 

@@ -11,6 +11,7 @@ from rest_framework import serializers
 
 from chronosx.canonical import decimal_text
 from governance.models import Decision, Instrument, Node, Proposal, Vote
+from governance.selectors.forcing import force_summary
 from governance.selectors.quorum import quorum_summary
 
 CLOCK_SKEW = timedelta(seconds=5)
@@ -216,6 +217,7 @@ class VoteSerializer(serializers.Serializer):
     key_id = serializers.CharField()
     # Beyond the contract: what the signature covers, and whether it verifies now.
     decision_digest = serializers.CharField()
+    force_digest = serializers.CharField(allow_null=True)  # a forced proposal's votes sign its force record too
     verified = serializers.BooleanField()
 
 
@@ -246,6 +248,15 @@ class OrderSerializer(serializers.Serializer):
     fills = FillSerializer(many=True)
 
 
+class ForceSerializer(serializers.Serializer):
+    """A forced proposal's force record (CONTRACT.md §2b)."""
+
+    requested_by = serializers.CharField()
+    approved_by = serializers.CharField()
+    reason = serializers.CharField()
+    approved_at = serializers.DateTimeField()
+
+
 class ProposalSerializer(serializers.Serializer):
     id = serializers.UUIDField()
     strategy = serializers.CharField(source="strategy.slug")
@@ -264,6 +275,8 @@ class ProposalSerializer(serializers.Serializer):
     decision = serializers.SerializerMethodField()
     quorum = serializers.SerializerMethodField()
     orders = OrderSerializer(many=True, source="orders.all")
+    forced = serializers.SerializerMethodField()
+    force = serializers.SerializerMethodField()
 
     @extend_schema_field(DecisionSerializer(allow_null=True))
     def get_decision(self, proposal):
@@ -274,3 +287,12 @@ class ProposalSerializer(serializers.Serializer):
     def get_quorum(self, proposal):
         summary = quorum_summary(proposal=proposal)
         return None if summary is None else QuorumSerializer(summary).data
+
+    @extend_schema_field(serializers.BooleanField())
+    def get_forced(self, proposal):
+        return force_summary(proposal=proposal)["forced"]
+
+    @extend_schema_field(ForceSerializer(allow_null=True))
+    def get_force(self, proposal):
+        force = force_summary(proposal=proposal)["force"]
+        return None if force is None else ForceSerializer(force).data

@@ -46,7 +46,8 @@ from exchange.venues import (
     venue_for,
 )
 from governance.models import Proposal
-from governance.selectors.quorum import quorum_certificate_verify
+from governance.selectors.forcing import order_quantity
+from governance.selectors.quorum import quorum_certificate_verify, vote_opened_at
 from governance.services.controls import routing_refusal_locked
 from governance.services.proposals import proposal_transition
 from ledger.models import AuditEvent
@@ -86,7 +87,7 @@ def _expire_if_stale(*, proposal: Proposal) -> bool:
     """An approval is good for a bounded time. After a halt, re-enabling trading must not
     send orders approved long ago at prices nobody re-checked: they end `expired`, unsent."""
     limit = settings.CHRONOSX_APPROVAL_MAX_AGE_SECONDS
-    age = (timezone.now() - proposal.decision.decided_at).total_seconds()
+    age = (timezone.now() - vote_opened_at(proposal.decision)).total_seconds()
     if age <= limit:
         return False
     return proposal_transition(
@@ -133,7 +134,7 @@ def _order_create_and_claim(*, proposal: Proposal, venue: Venue) -> Order | None
                 "symbol": proposal.instrument.symbol,
                 "side": proposal.side,
                 "order_type": proposal.order_type,
-                "quantity": proposal.decision.approved_quantity,
+                "quantity": order_quantity(proposal=proposal),
                 "limit_price": proposal.limit_price,
             },
         )

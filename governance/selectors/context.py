@@ -8,8 +8,8 @@ from decimal import Decimal
 from django.db.models import Q
 
 from governance import engine
-from governance.models import Decision, Proposal, TradingState
-from governance.selectors.controls import breakers_tripped
+from governance.models import Decision, ForceRequest, Proposal, TradingState
+from governance.selectors.controls import breakers_tripped, pause_reason
 from ledger.models import Position
 
 # Proposals whose approved quantity may still reach the market: it counts against caps.
@@ -21,16 +21,12 @@ RESERVING_STATUSES = (
 )
 
 
-def pause_reason(target) -> str | None:
-    """A paused strategy's or instrument's reason (never None while paused), or None."""
-    return target.pause_reason if target.paused else None
-
-
 def _reserved(*, exclude_id):
-    """Approved-but-unfilled quantity of open proposals, as (strategy_id, instrument_id, signed qty, notional, intent)."""
+    """Approved-but-unfilled quantity of open proposals, as (strategy_id, instrument_id, signed qty, notional, intent).
+    A forced proposal (a block under an approved force record) reserves the quantity it proposed."""
     decisions = (
         Decision.objects.filter(proposal__status__in=RESERVING_STATUSES)
-        .exclude(outcome=Decision.Outcome.BLOCK)
+        .exclude(Q(outcome=Decision.Outcome.BLOCK) & ~Q(proposal__force_requests__status=ForceRequest.Status.APPROVED))
         .exclude(proposal_id=exclude_id)
         .select_related("proposal")
         .prefetch_related("proposal__orders")  # one query for all orders: this runs on every evaluation and vote
@@ -39,7 +35,8 @@ def _reserved(*, exclude_id):
     for decision in decisions:
         proposal = decision.proposal
         filled = sum((o.filled_quantity for o in proposal.orders.all()), Decimal(0))
-        remaining = decision.approved_quantity - filled
+        approved = proposal.quantity if decision.outcome == Decision.Outcome.BLOCK else decision.approved_quantity
+        remaining = approved - filled
         if remaining <= 0:
             continue
         sign = 1 if proposal.side == Proposal.Side.BUY else -1

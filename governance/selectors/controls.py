@@ -59,3 +59,26 @@ def venue_health_latest(*, now=None) -> tuple[bool, str]:
     if age > VENUE_HEALTH_FRESH_SECONDS:
         return False, f"venue health of {record.venue} is {age:.0f} s old (the router has not probed it since)"
     return record.healthy, record.detail
+
+
+def pause_reason(target) -> str | None:
+    """A paused strategy's or instrument's reason (never None while paused), or None."""
+    return target.pause_reason if target.paused else None
+
+
+def controls_context_now(*, context: dict, proposal) -> dict:
+    """A stored decision context with the controls as they are now: the trading state, the
+    strategy's and the instrument's pauses, the breakers and the instrument's `enabled` (what
+    the execution node and force-execute re-check: a decision made earlier says nothing of a
+    halt since)."""
+    state = trading_state()
+    return {
+        **context,
+        "trading_enabled": state.enabled,
+        "trading_reason": state.reason,
+        "trading_state": state.state,
+        "strategy_paused": pause_reason(proposal.strategy),
+        "instrument_paused": pause_reason(proposal.instrument),
+        "tripped_breakers": breakers_tripped(),
+        "instrument": {**context["instrument"], "enabled": proposal.instrument.enabled},
+    }

@@ -17,6 +17,7 @@ from governance.selectors.controls import (
     trading_state,
 )
 from governance.selectors.health import HEARTBEAT_FRESH_SECONDS, health_report
+from governance.selectors.forcing import force_summary
 from governance.selectors.proposals import proposal_prefetch
 from governance.selectors.quorum import quorum_summary
 from ledger.models import Fill
@@ -141,6 +142,7 @@ def _trace(proposal: Proposal, *, expanded: bool) -> dict:
         "checks": checks,
         "failed_checks": [c for c in checks if not c.get("passed")],
         "quorum": quorum,
+        "force": force_summary(proposal=proposal)["force"],
         "orders": orders,
         "fill_count": sum(len(o["fills"]) for o in orders),
         "filled_quantity": sum((o["order"].filled_quantity for o in orders), Decimal(0)),

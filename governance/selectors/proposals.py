@@ -38,7 +38,7 @@ def proposal_get(*, agent, proposal_id) -> Proposal | None:
 
 
 def proposal_prefetch(qs):
-    return qs.select_related("strategy", "instrument", "decision").prefetch_related("votes", "orders__fills")
+    return qs.select_related("strategy", "instrument", "decision").prefetch_related("votes", "orders__fills", "force_requests")
 
 
 def agent_bound_to(*, agent, strategy_slug: str) -> Strategy | None:

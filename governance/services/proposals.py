@@ -15,11 +15,14 @@ from ledger.services import audit_record
 
 S = Proposal.Status
 
-# Every status a proposal may move to, from each status. Final statuses lead nowhere.
+# Every status a proposal may move to, from each status. Final statuses lead nowhere, but one:
 #   pending  -> approved (quorum met) | blocked (rules, or quorum impossible) | expired (no quorum in time)
 #   approved -> the order's progress at the venue, or expired (an approval too old to send)
+#   blocked  -> pending, only when a force-execute is approved (governance.services.forcing):
+#               the nodes then vote on the decision and its force record
 PROPOSAL_TRANSITIONS = {
     S.PENDING: {S.APPROVED, S.BLOCKED, S.EXPIRED},
+    S.BLOCKED: {S.PENDING},
     S.APPROVED: {S.ROUTED, S.PARTIALLY_FILLED, S.FILLED, S.REJECTED, S.CANCELLED, S.EXPIRED},
     S.ROUTED: {S.PARTIALLY_FILLED, S.FILLED, S.REJECTED, S.CANCELLED},
     S.PARTIALLY_FILLED: {S.FILLED, S.CANCELLED},

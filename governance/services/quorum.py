@@ -13,16 +13,20 @@ import logging
 from datetime import timedelta
 
 from django.db import IntegrityError, transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from chronosx import pipeline
-from governance.models import Decision, Node, NodeKey, Proposal, Vote
+from governance.models import Decision, ForceRequest, Node, NodeKey, Proposal, Vote
 from governance.selectors.quorum import (
+    force_digest_expected,
     nodes_missing_votes,
     quorum_required,
     vote_deadline,
+    vote_opened_at,
     vote_signature_problem,
     votes_counted,
+    voting_open,
 )
 from governance.services.proposals import proposal_transition, proposals_claim_for_sweep
 from ledger.services import audit_record
@@ -34,8 +38,9 @@ ACTOR = "quorum"
 REREQUEST_AFTER_SECONDS = 2
 
 
-def quorum_open(*, proposal, decision):
-    """Start the vote (inside the evaluation's transaction); nodes are asked after commit."""
+def quorum_open(*, proposal, decision, force_digest: str = ""):
+    """Start the vote (inside the evaluation's transaction, or a force approval's); nodes are
+    asked after commit. A forced proposal's vote is on the decision and its force record."""
     audit_record(
         kind="quorum.opened",
         actor="governance",
@@ -45,6 +50,7 @@ def quorum_open(*, proposal, decision):
             "nodes": list(Node.values),
             "decision_digest": decision.digest,
             "deadline": vote_deadline(decision).isoformat(),
+            **({"force_digest": force_digest} if force_digest else {}),
         },
     )
     for node in Node.values:
@@ -76,16 +82,20 @@ def vote_refuse(*, proposal_id, node, why: str, details: dict | None = None) -> 
 
 @transaction.atomic(savepoint=False)  # part of the caller's transaction when there is one
 def vote_record(
-    *, proposal_id, node: str, verdict: str, reason: str, key_id: str, decision_digest: str, signature: str, cast_at=None
+    *, proposal_id, node: str, verdict: str, reason: str, key_id: str, decision_digest: str, signature: str, cast_at=None,
+    force_digest: str = "",
 ) -> Vote | None:
     """Record one signed vote and tally. Returns the vote, or None when refused (audited).
 
     Refused: an unknown node or verdict, a key not registered (or retired) for that
     node, a signature that does not verify, a second vote from the same node, an
-    approval of anything but the stored decision, a vote after the deadline.
+    approval of anything but the stored decision (and, for a forced proposal, its force
+    record as stored), a vote after the deadline.
     """
     cast_at = cast_at or timezone.now()
     details = {"verdict": verdict, "key_id": key_id, "decision_digest": decision_digest, "signature": signature}
+    if force_digest:
+        details["force_digest"] = force_digest
     # The row lock serializes the votes of one proposal: each tally sees every earlier vote.
     proposal = Proposal.objects.select_for_update().filter(id=proposal_id).first()
     if proposal is None:
@@ -93,10 +103,11 @@ def vote_record(
     if node not in Node.values or verdict not in Vote.Verdict.values:
         return vote_refuse(proposal_id=proposal_id, node=node, why="unknown node or verdict", details=details)
     decision = Decision.objects.filter(proposal_id=proposal_id).first()
-    if decision is None or decision.outcome == Decision.Outcome.BLOCK:
+    if decision is None or not voting_open(decision):
         return vote_refuse(proposal_id=proposal_id, node=node, why="no decision open to a vote", details=details)
     problem = vote_signature_problem(
-        proposal_id=proposal_id, node=node, verdict=verdict, key_id=key_id, decision_digest=decision_digest, signature=signature
+        proposal_id=proposal_id, node=node, verdict=verdict, key_id=key_id, decision_digest=decision_digest, signature=signature,
+        force_digest=force_digest,
     )
     if problem:
         return vote_refuse(proposal_id=proposal_id, node=node, why=f"bad signature: {problem}", details=details)
@@ -105,6 +116,10 @@ def vote_record(
     if verdict == Vote.Verdict.APPROVE and decision_digest != decision.digest:
         return vote_refuse(
             proposal_id=proposal_id, node=node, why="approval of a decision digest other than the stored one", details=details
+        )
+    if verdict == Vote.Verdict.APPROVE and force_digest != force_digest_expected(decision):
+        return vote_refuse(
+            proposal_id=proposal_id, node=node, why="approval of a force record other than the stored one", details=details
         )
     if proposal.status == Proposal.Status.EXPIRED or timezone.now() > vote_deadline(decision):
         _expire_locked(proposal=proposal, decision=decision)
@@ -119,6 +134,7 @@ def vote_record(
                 cast_at=cast_at,
                 key_id=key_id,
                 decision_digest=decision_digest,
+                force_digest=force_digest,
                 signature=signature,
             )
     except IntegrityError:
@@ -171,9 +187,10 @@ def _expire_locked(*, proposal, decision) -> bool:
 
 def quorum_sweep(*, now) -> dict:
     """Expire proposals whose vote deadline passed without quorum; ask missing nodes again."""
+    # Decisions that allow an order, and blocks a force approval reopened (pending again).
     open_votes = (
         Decision.objects.filter(proposal__status=Proposal.Status.PENDING)
-        .exclude(outcome=Decision.Outcome.BLOCK)
+        .exclude(Q(outcome=Decision.Outcome.BLOCK) & ~Q(proposal__force_requests__status=ForceRequest.Status.APPROVED))
         .order_by("decided_at")[:500]
     )
     expired = rerequested = 0
@@ -186,7 +203,7 @@ def quorum_sweep(*, now) -> dict:
                     _tally_locked(proposal=proposal, decision=decision)
                     proposal.refresh_from_db(fields=["status"])
                     expired += _expire_locked(proposal=proposal, decision=decision)
-        elif now - decision.decided_at >= timedelta(seconds=REREQUEST_AFTER_SECONDS):
+        elif now - vote_opened_at(decision) >= timedelta(seconds=REREQUEST_AFTER_SECONDS):
             missing = nodes_missing_votes(proposal_id=decision.proposal_id)
             if missing and proposals_claim_for_sweep(
                 proposal_ids=[decision.proposal_id], now=now, every_seconds=REREQUEST_AFTER_SECONDS

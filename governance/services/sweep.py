@@ -8,12 +8,14 @@ from django.utils import timezone
 
 from chronosx import pipeline
 from governance.models import Proposal
+from governance.services.forcing import force_requests_expire
 from governance.services.proposals import proposals_claim_for_sweep
 from governance.services.quorum import quorum_sweep
 
 
 def proposals_sweep(*, now=None) -> dict:
-    """Re-enqueue evaluations nobody finished; expire or re-ask votes (quorum_sweep)."""
+    """Re-enqueue evaluations nobody finished; expire or re-ask votes (quorum_sweep); expire
+    force requests nobody approved in time."""
     now = now or timezone.now()
     stale_before = now - timedelta(seconds=settings.CHRONOSX_SWEEP_AFTER_SECONDS)
     undecided = proposals_claim_for_sweep(
@@ -27,4 +29,4 @@ def proposals_sweep(*, now=None) -> dict:
     )
     for proposal_id in undecided:
         pipeline.enqueue(pipeline.EVALUATE, proposal_id)
-    return {"reevaluated": len(undecided), **quorum_sweep(now=now)}
+    return {"reevaluated": len(undecided), **quorum_sweep(now=now), "force_requests_expired": force_requests_expire(now=now)}

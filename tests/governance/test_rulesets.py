@@ -97,6 +97,12 @@ BOUNDS = [
     ("quorum_required", ["2", "3"], ["1", "4", "0"]),
     ("vote_timeout_seconds", ["0.001", "300"], ["0", "300.001", "-1"]),
     ("mode", ["alpha", "full"], ["beta", "ALPHA", ""]),
+    (
+        "force_hard_rules",
+        ["order_rate", "max_order_notional,portfolio_exposure", "min_confidence,price_collar,asset_exposure"],
+        ["trading_enabled", "circuit_breaker", "exits_enabled", "instrument_enabled", "nope", "order_rate,order_rate",
+         "order_rate,", ",order_rate", "order_rate max_position"],
+    ),
     ("assets.BTCUSDT.max_position_quantity", ["0", "1000000000000000"], ["-0.0001", "1000000000000000.5"]),
     ("assets.BTCUSDT.max_exposure", ["0", "1000000000000000"], ["-1", "1000000000000001"]),
     ("strategy_budgets.demo", ["0", "1000000000000000"], ["-1", "1000000000000001"]),
@@ -137,6 +143,11 @@ def test_the_allowed_ranges_read_as_documented():
         "max_proposals_per_minute": "an integer 1 <= x <= 1000000",
         "quorum_required": "2 or 3",
         "vote_timeout_seconds": "a decimal 0 < x <= 300",
+        "force_hard_rules": (
+            "comma-separated names, each at most once, of min_confidence, signal_age, slippage, price_collar, "
+            "max_order_notional, max_position, asset_exposure, strategy_budget, portfolio_exposure, "
+            "max_open_positions, order_rate; or nothing"
+        ),
     }
 
 
