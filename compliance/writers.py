@@ -96,6 +96,8 @@ class ReportPdf(FPDF):
         self.set_creator("ChronosX")
 
     def header(self):
+        if self.page_no() == 1:
+            return  # the first page carries the title in full
         self.set_font("Helvetica", "B", 9)
         self.cell(0, 6, _latin(self.report_title), new_x=XPos.LMARGIN, new_y=YPos.NEXT)
         self.ln(2)
@@ -116,13 +118,15 @@ class ReportPdf(FPDF):
         self.multi_cell(0, 5, _latin(text), new_x=XPos.LMARGIN, new_y=YPos.NEXT)
 
     def grid(self, header, rows, widths=None, empty="none"):
+        """A table; `header` None: rows of (name, value) without a heading row."""
         self.set_font("Helvetica", "", 8)
         rows = list(rows)
         if not rows:
             self.line(empty)
             return
-        with self.table(col_widths=widths, text_align="LEFT", line_height=4.5, first_row_as_headings=True) as table:
-            table.row([_latin(h) for h in header])
+        with self.table(col_widths=widths, text_align="LEFT", line_height=4.5, first_row_as_headings=header is not None) as table:
+            if header is not None:
+                table.row([_latin(h) for h in header])
             for row in rows:
                 table.row([_latin(v) for v in row])
         self.set_font("Helvetica", "", 9)
@@ -136,10 +140,10 @@ def pdf_report(path, *, title: str, about, figures, chain) -> int:
     pdf.add_page()
     pdf.set_font("Helvetica", "B", 16)
     pdf.cell(0, 10, _latin(title), new_x=XPos.LMARGIN, new_y=YPos.NEXT)
-    pdf.grid(["", ""], about)
+    pdf.grid(None, about, widths=(40, 150))
 
     pdf.heading("Audit chain")
-    pdf.grid(["", ""], [("verification", chain.summary), ("head seq", chain.head_seq), ("head hash", chain.head_hash)])
+    pdf.grid(None, [("verification", chain.summary), ("head seq", chain.head_seq), ("head hash", chain.head_hash)], widths=(40, 150))
 
     pdf.heading("Summary")
     total = sum(f.proposals_by_status.values())

@@ -204,3 +204,15 @@ def test_a_kind_and_format_that_do_not_go_together_are_refused(compliance, cli, 
 def test_an_unknown_strategy_is_refused(compliance, cli, tmp_path):
     status, out, err, path = export(cli, tmp_path, "orders", "csv", "--strategy", "ghost")
     assert (status, out) == (1, "") and "no strategy named 'ghost'" in err
+
+
+def test_a_checkpoint_that_does_not_verify_is_reported_in_the_audit_exports_header(
+    history, compliance, cli, tmp_path, node_key_dir
+):
+    (node_key_dir / "audit-checkpoint-risk.json").write_text('{"type": "forged"}')
+    status, out, err, path = export(cli, tmp_path, "audit", "csv")
+    assert status == 0  # the export is made: it says what it found
+    preamble = dict(line[2:].split(": ", 1) for line in path.read_text().splitlines() if line.startswith("# "))
+    assert preamble["chain verified"] == "false"
+    assert preamble["chain verification"].startswith("CHECKPOINT FAILS: ")
+    assert "audit-checkpoint-risk.json" in preamble["chain verification"]
