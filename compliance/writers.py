@@ -64,7 +64,9 @@ def xlsx_write(path, *, sheet: str, columns, rows, summary=()) -> int:
         if count >= XLSX_MAX_ROWS:
             workbook.close()
             raise TooManyRows(f"more than {XLSX_MAX_ROWS} rows do not fit in one XLSX sheet: export as CSV")
-        data.append([_cell(data, v) for v in row])
+        # Plain values as they are (openpyxl's fast path); a cell object only where a text
+        # would otherwise turn into a formula or holds characters XLSX cannot store.
+        data.append([_cell(data, v) if v and (v[0] == "=" or ILLEGAL_CHARACTERS_RE.search(v)) else v for v in row])
         count += 1
     for name, value in (*summary, ("rows", count)):
         about.append([_cell(about, name, bold=True), _cell(about, value)])
