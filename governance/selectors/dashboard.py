@@ -5,15 +5,18 @@ shows the values the system decided on, never a float approximation of them.
 """
 
 from collections import defaultdict
-from datetime import datetime
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta
+from datetime import timezone as dt_timezone
 from decimal import ROUND_HALF_EVEN, Decimal
 from urllib.parse import urlsplit
 
 from django.conf import settings
+from django.db.models import Q
 from django.utils import timezone
 
 from chronosx.canonical import decimal_text
-from governance.models import CircuitBreaker, Instrument, Mode, Node, Proposal, Strategy, WorkerHeartbeat
+from governance.models import CircuitBreaker, Decision, Instrument, Mode, Node, Proposal, Strategy, WorkerHeartbeat
 from governance.selectors.controls import (
     quorum_in_force,
     ruleset_current,
@@ -190,14 +193,75 @@ def _trace(proposal: Proposal, *, expanded: bool) -> dict:
     }
 
 
-def proposals_trace(*, selected: str = "", limit: int = TRACE_LIMIT) -> list[dict]:
-    """The latest proposals, newest first, each with decision, quorum, orders and fills.
+@dataclass(frozen=True)
+class TraceFilter:
+    """What the operator narrowed the trace to; every field optional, none trusted as SQL."""
+
+    q: str = ""  # a proposal id (or its start), or part of an agent's name
+    strategy: str = ""
+    symbol: str = ""
+    status: str = ""
+    outcome: str = ""  # approve | modify | block | undecided
+    since: date | None = None  # received on or after this UTC day
+    until: date | None = None  # received on or before this UTC day
+
+    @property
+    def active(self) -> bool:
+        return any((self.q, self.strategy, self.symbol, self.status, self.outcome, self.since, self.until))
+
+
+def _trace_queryset(f: TraceFilter):
+    qs = Proposal.objects.all()
+    if f.q:
+        qs = qs.filter(Q(id__istartswith=f.q) | Q(agent__name__icontains=f.q) | Q(idempotency_key=f.q))
+    if f.strategy:
+        qs = qs.filter(strategy__slug=f.strategy)
+    if f.symbol:
+        qs = qs.filter(instrument__symbol=f.symbol)
+    if f.status:
+        qs = qs.filter(status=f.status)
+    if f.outcome == "undecided":
+        qs = qs.filter(decision__isnull=True)
+    elif f.outcome:
+        qs = qs.filter(decision__outcome=f.outcome)
+    if f.since:
+        qs = qs.filter(received_at__gte=datetime.combine(f.since, time.min, tzinfo=dt_timezone.utc))
+    if f.until:
+        qs = qs.filter(received_at__lt=datetime.combine(f.until + timedelta(days=1), time.min, tzinfo=dt_timezone.utc))
+    return qs
+
+
+def proposals_trace(*, selected: str = "", limit: int = TRACE_LIMIT, filters: TraceFilter | None = None, page: int = 1) -> dict:
+    """A page of proposals matching `filters`, newest first, each with decision, quorum,
+    orders and fills; with the page number (clamped to the pages there are) and the counts.
 
     `selected` is the id of the row the operator expanded (compared as text, so a
     malformed value simply matches nothing).
     """
-    qs = proposal_prefetch(Proposal.objects.order_by("-received_at")).select_related("agent")
-    return [_trace(p, expanded=str(p.id) == selected) for p in qs[:limit]]
+    qs = _trace_queryset(filters or TraceFilter())
+    total = qs.count()
+    pages = max((total + limit - 1) // limit, 1)
+    page = min(max(page, 1), pages)
+    qs = proposal_prefetch(qs.order_by("-received_at", "-id")).select_related("agent")
+    start = (page - 1) * limit
+    return {
+        "rows": [_trace(p, expanded=str(p.id) == selected) for p in qs[start : start + limit]],
+        "total": total,
+        "page": page,
+        "pages": pages,
+        "first": start + 1 if total else 0,
+        "last": min(start + limit, total),
+    }
+
+
+def trace_choices() -> dict:
+    """The values the trace's filter offers."""
+    return {
+        "strategies": list(Strategy.objects.order_by("slug").values_list("slug", flat=True)),
+        "symbols": list(Instrument.objects.order_by("symbol").values_list("symbol", flat=True)),
+        "statuses": list(Proposal.Status.values),
+        "outcomes": [*Decision.Outcome.values, "undecided"],
+    }
 
 
 def price_text(value: str | Decimal | None, tick: Decimal | None) -> str | None:
