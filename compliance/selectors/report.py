@@ -13,7 +13,7 @@ from decimal import Decimal
 from django.db.models import Count, Q
 
 from chronosx.canonical import decimal_text
-from compliance.selectors.rows import CHUNK, proposal_forced
+from compliance.selectors.rows import CHUNK
 from exchange.models import Order
 from governance.engine import CHECK_ORDER
 from governance.models import Decision, Proposal, Ruleset, Vote
@@ -147,11 +147,8 @@ def report_figures(*, since, until, strategy: str | None = None) -> ReportFigure
     by_strategy = defaultdict(dict)
     for slug, outcome, n in decisions.values_list("proposal__strategy__slug", "outcome").annotate(n=Count("pk")).order_by():
         by_strategy[slug][outcome] = n
-    forced = 0
-    if any(f.name == "forced" for f in Proposal._meta.get_fields()):
-        forced = proposals.filter(forced=True).count()
-    else:
-        forced = sum(1 for p in proposals.only("id").iterator(chunk_size=CHUNK) if proposal_forced(p))
+    # Force-execute adds Proposal.forced; until it is there, no proposal is forced.
+    forced = proposals.filter(forced=True).count() if any(f.name == "forced" for f in Proposal._meta.get_fields()) else 0
     votes = _scope(Vote.objects.filter(cast_at__gte=since, cast_at__lt=until), strategy, "proposal__strategy__slug")
     orders = _scope(Order.objects.filter(created_at__gte=since, created_at__lt=until), strategy, "proposal__strategy__slug")
     fills = _scope(Fill.objects.filter(filled_at__gte=since, filled_at__lt=until), strategy, "strategy__slug")

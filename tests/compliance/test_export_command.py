@@ -216,3 +216,10 @@ def test_a_checkpoint_that_does_not_verify_is_reported_in_the_audit_exports_head
     assert preamble["chain verified"] == "false"
     assert preamble["chain verification"].startswith("CHECKPOINT FAILS: ")
     assert "audit-checkpoint-risk.json" in preamble["chain verification"]
+
+
+def test_an_output_folder_that_does_not_exist_is_refused_and_nothing_is_audited(history, compliance, cli, tmp_path):
+    status, out, err = cli("export", "orders", "--from", TODAY, "--to", TODAY, "--format", "csv",
+                           "--out", str(tmp_path / "missing" / "orders.csv"), "--user", "cora")
+    assert (status, out) == (1, "") and "cannot write" in err
+    assert audited_exports() == []
