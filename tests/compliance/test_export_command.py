@@ -13,6 +13,7 @@ from compliance.selectors.rows import TABLES
 from governance.engine import CHECK_ORDER
 from governance.models import Strategy
 from ledger.models import AuditEvent
+from ledger.services import audit_event_hash
 from tests.builders import staff_member
 from tests.compliance.conftest import LAST_WEEK, TODAY, sha256_of
 
@@ -223,3 +224,14 @@ def test_an_output_folder_that_does_not_exist_is_refused_and_nothing_is_audited(
                            "--out", str(tmp_path / "missing" / "orders.csv"), "--user", "cora")
     assert (status, out) == (1, "") and "cannot write" in err
     assert audited_exports() == []
+
+
+def test_every_audit_row_re_hashes_to_its_hash_from_the_file_alone(history, compliance, cli, tmp_path):
+    export(cli, tmp_path, "audit", "csv")
+    header, *rows = csv_rows(tmp_path / "audit.csv")
+    prev = "0" * 64
+    for seq, created_at, kind, actor, proposal_id, payload, prev_hash, hash_ in rows:
+        assert prev_hash == prev
+        assert audit_event_hash(seq=int(seq), kind=kind, actor=actor, created_at=created_at,
+                                proposal_id=proposal_id or None, payload=payload, prev_hash=prev_hash) == hash_
+        prev = hash_
