@@ -3,9 +3,9 @@ payloads shown readably, and the chain verified on request (verify_audit permiss
 
 import json
 
-from django.contrib import admin, messages
+from django.contrib import admin
 from django.core.exceptions import PermissionDenied
-from django.http import HttpResponseNotAllowed
+from django.http import HttpResponseNotAllowed, QueryDict
 from django.shortcuts import redirect
 from django.urls import path, reverse
 from django.utils.html import format_html
@@ -114,6 +114,7 @@ class AuditEventAdmin(ReadOnlyAdmin):
             "head_seq": status.head_seq,
             "head_hash": status.head_hash,
         }
-        level = messages.SUCCESS if status.ok else messages.ERROR
-        messages.add_message(request, level, f"audit chain {status.summary}; head seq {status.head_seq}, hash {status.head_hash}")
-        return redirect("admin:ledger_auditevent_changelist")
+        # Back to the list as it was filtered (only its query string is taken from the form).
+        query = request.POST.get("query", "")
+        url = reverse("admin:ledger_auditevent_changelist")
+        return redirect(f"{url}?{QueryDict(query).urlencode()}" if query else url)

@@ -43,7 +43,7 @@ def audit_chain_status(*, chunk_size: int = 5000) -> ChainStatus:
         if report.checkpoint is not None:
             summary += f"; {report.checkpoints_matched} node checkpoints match, newest seq {report.checkpoint.seq}"
     if unchained:
-        summary += f" ({unchained} events of open transactions not yet chained)"
+        summary += f" ({unchained} event{'s' if unchained != 1 else ''} of open transactions not yet chained)"
     ok = report.ok and not problems
     return ChainStatus(
         ok=ok,
