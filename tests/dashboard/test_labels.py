@@ -36,7 +36,7 @@ def test_open_position_and_open_quantity_mean_what_the_rules_details_mean(staff_
     cells = [text(c).strip() for c in re.findall(r"<td[^>]*>(.*?)</td>", re.search(r'<tr class="position">(.*?)</tr>', html, re.S).group(1), re.S)]
     assert cells[:6] == ["demo", "BTCUSDT", "0.2317", "0.0020", "0.2337", "0.2317"]
     page = text(html)
-    assert "Filled + working orders Open position Open quantity (closable)" in page
+    assert "Filled + working Open position Open quantity Avg entry" in page
     assert "the open position includes approved orders still working" in page
 
 
