@@ -147,6 +147,10 @@ def test_the_report_is_a_pdf_with_the_periods_totals(history, compliance, cli, t
     reader = PdfReader(path)
     assert out == f"pages: {len(reader.pages)}\n" and len(reader.pages) >= 1
     content = " ".join(page.extract_text() for page in reader.pages)
+    lines = [line.strip() for line in content.splitlines()]
+    for total in ("proposals 4", "decision block 1", "decision modify 1", "votes approve / reject 6 / 0", "orders 3",
+                  "fills live 1", "fills sandbox 2", "demo 2 1 1 4", "trading_enabled 1 1"):
+        assert total in lines, total
     for expected in ("Audit chain", "OK:", "Rule hits", "trading_enabled", "Decisions per strategy", "Execution quality",
                      "venue flapping", "operator:carol", "window over", "Ruleset versions in force", "v1"):
         assert expected in content, expected
