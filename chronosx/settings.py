@@ -59,6 +59,7 @@ INSTALLED_APPS = [
     "governance",
     "ledger",
     "exchange",
+    "compliance",
 ]
 
 MIDDLEWARE = [

@@ -3,10 +3,12 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView
 
 from chronosx import errors
+from compliance.views import export_page
 
 urlpatterns = [
     path("api/v1/", include("governance.urls")),
     path("api/v1/schema/", SpectacularAPIView.as_view(authentication_classes=[], permission_classes=[]), name="schema"),
+    path("admin/compliance/export/", admin.site.admin_view(export_page), name="compliance-export"),
     path("admin/", admin.site.urls),
     path("", include("governance.dashboard_urls")),
 ]

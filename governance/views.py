@@ -1,6 +1,7 @@
 """The operator dashboard: one page, each panel an HTMX partial that refreshes itself."""
 
 import uuid
+from datetime import date
 from functools import wraps
 
 from django.contrib.auth.views import redirect_to_login
@@ -78,6 +79,7 @@ def dashboard(request):
         "governance/dashboard.html",
         {
             "panels": [{"id": p, "title": t, "url": reverse(name)} for p, t, name in PANELS],
+            "trace_choices": selectors.trace_choices(),
             "venue": selectors.venue_status(),
             "refresh_seconds": REFRESH_SECONDS,
             "poll_header": POLL_HEADER,
@@ -198,6 +200,29 @@ def portfolio_panel(request):
     return _partial(request, "portfolio.html", portfolio=selectors.portfolio_status())
 
 
+def _trace_filter(params) -> selectors.TraceFilter:
+    """The trace's filters from the query string; a value that is not one of the choices, or
+    not a date, is dropped (the form shows what is in force)."""
+
+    def day(name):
+        try:
+            return date.fromisoformat(params.get(name, ""))
+        except ValueError:
+            return None
+
+    choices = selectors.trace_choices()
+    pick = lambda name, allowed: params.get(name, "") if params.get(name, "") in allowed else ""  # noqa: E731
+    return selectors.TraceFilter(
+        q=params.get("q", "").strip()[:64],
+        strategy=pick("strategy", choices["strategies"]),
+        symbol=pick("symbol", choices["symbols"]),
+        status=pick("status", choices["statuses"]),
+        outcome=pick("outcome", choices["outcomes"]),
+        since=day("since"),
+        until=day("until"),
+    )
+
+
 @staff_required
 def proposals_panel(request):
     selected = request.GET.get("selected", "")
@@ -205,10 +230,18 @@ def proposals_panel(request):
         selected = str(uuid.UUID(selected)) if selected else ""
     except ValueError:
         selected = ""
+    try:
+        page = int(request.GET.get("page") or 1)
+    except ValueError:
+        page = 1
+    filters = _trace_filter(request.GET)
+    trace = selectors.proposals_trace(selected=selected, filters=filters, page=page)
     return _partial(
         request,
         "proposals.html",
-        rows=selectors.proposals_trace(selected=selected),
+        rows=trace["rows"],
+        trace=trace,
+        filters=filters,
         selected=selected,
         venue=selectors.venue_status(),
     )

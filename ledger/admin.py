@@ -1,16 +1,10 @@
 from django.contrib import admin
 
 from chronosx.admin import ReadOnlyAdmin
-from ledger.models import AuditEvent, Fill, Lot, Position, RealizedPnl
+from ledger.models import Fill, Lot, Position, RealizedPnl
 
-
-@admin.register(AuditEvent)
-class AuditEventAdmin(ReadOnlyAdmin):
-    list_display = ["seq", "created_at", "kind", "actor", "proposal_id", "hash"]
-    list_filter = ["kind"]
-    search_fields = ["=proposal_id", "actor", "=hash"]
-    # The changelist's default COUNT(*) over a long chain is slow; the seq is the count.
-    show_full_result_count = False
+# The audit trail's admin is compliance's (compliance/admin.py): it verifies the chain against
+# the nodes' signed checkpoints, which the ledger does not know.
 
 
 @admin.register(Fill)

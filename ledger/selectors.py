@@ -278,7 +278,16 @@ def portfolio_report(*, strategies=None, mode: str) -> dict:
         "realized_pnl_by_strategy": {k: v["amount"] for k, v in realized_pnl_by(key="strategy", strategies=strategies).items()},
     }
     if mode == "alpha":
-        report["realized_pnl_note"] = "ALPHA mode: exits are disabled by governance, so no PnL is realized"
+        realized = _scoped(RealizedPnl.objects.all(), strategies)
+        if not realized.exists():
+            report["realized_pnl_note"] = "ALPHA mode: exits are disabled by governance, so no PnL is realized"
+        else:
+            # Realized while exits were enabled (FULL) and kept: the note must not contradict the figure.
+            last = realized.order_by("-date", "-id").values_list("date", flat=True).first()
+            report["realized_pnl_note"] = (
+                f"ALPHA mode: exits are disabled by governance, so no more PnL is realized; the figure was realized "
+                f"by {realized.count()} earlier closes while exits were enabled (the last on {last.isoformat()})"
+            )
     else:
         report["execution_quality"] = execution_quality(strategies=strategies)
     return report

@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-PACKAGES = ("chronosx", "governance", "ledger", "exchange")
+PACKAGES = ("chronosx", "governance", "ledger", "exchange", "compliance")
 # Imports a function body may make, none of them to dodge a cycle: Django loads models
 # before an app's ready(), so the tasks that register pipeline stages and heartbeats are
 # imported there; ccxt is heavy, so only a process that routes to a ccxt venue loads it.

@@ -47,6 +47,12 @@ def _reserved(*, exclude_id):
     return rows
 
 
+def reserved_rows() -> list[tuple]:
+    """What working proposals reserve, as the engine counts it: (strategy_id, instrument_id,
+    signed remaining quantity, notional, intent) per approved proposal not yet filled."""
+    return _reserved(exclude_id=None)
+
+
 def decision_context(*, proposal: Proposal, trading_state: str, trading_reason: str) -> dict:
     """Everything outside the proposal that the rules look at, as plain data.
 

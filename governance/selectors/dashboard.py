@@ -4,23 +4,30 @@ Amounts stay Decimal (or the exact strings the ledger reports): the dashboard
 shows the values the system decided on, never a float approximation of them.
 """
 
-from datetime import datetime
-from decimal import Decimal
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta
+from datetime import timezone as dt_timezone
+from decimal import ROUND_HALF_EVEN, Decimal
+from urllib.parse import urlsplit
 
 from django.conf import settings
+from django.db.models import Q
 from django.utils import timezone
 
-from governance.models import CircuitBreaker, Instrument, Mode, Node, Proposal, Strategy, WorkerHeartbeat
+from chronosx.canonical import decimal_text
+from governance.models import CircuitBreaker, Decision, Instrument, Mode, Node, Proposal, Strategy, WorkerHeartbeat
 from governance.selectors.controls import (
     quorum_in_force,
     ruleset_current,
     trading_state,
 )
+from governance.selectors.context import reserved_rows
 from governance.selectors.health import HEARTBEAT_FRESH_SECONDS, health_report
 from governance.selectors.forcing import force_summary
 from governance.selectors.proposals import proposal_prefetch
 from governance.selectors.quorum import quorum_summary
-from ledger.models import Fill
+from ledger.models import Fill, Position, RealizedPnl
 from ledger.selectors import portfolio_report
 
 TRACE_LIMIT = 20
@@ -32,23 +39,63 @@ ALPHA_PNL_REASON = (
 )
 
 
+def weex_host(url: str | None) -> str | None:
+    """The host of WEEX_BASE_URL when it is set and is not one of WEEX's own hosts."""
+    if not url:
+        return None
+    host = (urlsplit(url if "//" in url else f"//{url}").hostname or url).lower()
+    return None if host == "weex.com" or host.endswith(".weex.com") else host
+
+
 def venue_status() -> dict:
-    """Which venue orders go to and whether they carry real money."""
+    """Which venue orders go to and whether they carry real money, exactly as configured:
+    "sandbox", "WEEX demo", "WEEX live", or "WEEX (custom endpoint: HOST)" when WEEX_BASE_URL
+    points the client somewhere other than WEEX."""
     venue = settings.CHRONOSX_VENUE
-    if venue == "weex" and not settings.WEEX_DEMO:
-        return {"venue": venue, "live": True, "label": "LIVE", "detail": "orders are sent to WEEX with real funds"}
-    if venue == "weex":
+    if venue not in ("weex", "sandbox"):
+        return {  # another ccxt exchange (exchange/README.md)
+            "venue": venue,
+            "live": True,
+            "live_text": "YES",
+            "label": f"{venue.upper()} LIVE",
+            "detail": f"orders are sent to {venue} through ccxt, with real funds",
+        }
+    if venue != "weex":
         return {
             "venue": venue,
             "live": False,
+            "live_text": "NO",
+            "label": "SANDBOX",
+            "detail": "orders are simulated by the sandbox venue: not live, never sent to an exchange",
+        }
+    custom = weex_host(getattr(settings, "WEEX_BASE_URL", None))
+    if custom:
+        demo = " in demo mode" if settings.WEEX_DEMO else ""
+        return {
+            "venue": venue,
+            "live": False,
+            "live_text": "NOT TO WEEX",
+            "label": f"WEEX (custom endpoint: {custom})",
+            "custom_endpoint": custom,
+            "detail": (
+                f"WEEX_BASE_URL sends every order to {custom}{demo}, not to a WEEX host: no WEEX funds move "
+                f"unless that host passes orders on to WEEX. The execution layer still books its fills as live."
+            ),
+        }
+    if settings.WEEX_DEMO:
+        return {
+            "venue": venue,
+            "live": False,
+            "live_text": "NO",
             "label": "WEEX DEMO",
             "detail": "orders go to WEEX demo trading: not live, no real funds",
         }
     return {
         "venue": venue,
-        "live": False,
-        "label": "SANDBOX",
-        "detail": "orders are simulated by the sandbox venue: not live, never sent to an exchange",
+        "live": True,
+        "live_text": "YES",
+        "label": "WEEX LIVE",
+        "detail": "orders are sent to WEEX with real funds",
     }
 
 
@@ -143,6 +190,9 @@ def _trace(proposal: Proposal, *, expanded: bool) -> dict:
         "failed_checks": [c for c in checks if not c.get("passed")],
         "quorum": quorum,
         "force": force_summary(proposal=proposal)["force"],
+        # Votes received of the nodes that vote: "3 approvals, 2 required" must not read "3 of 2".
+        "votes_received": len(quorum["votes"]) if quorum else 0,
+        "nodes_total": len(Node.values),
         "orders": orders,
         "fill_count": sum(len(o["fills"]) for o in orders),
         "filled_quantity": sum((o["order"].filled_quantity for o in orders), Decimal(0)),
@@ -151,14 +201,154 @@ def _trace(proposal: Proposal, *, expanded: bool) -> dict:
     }
 
 
-def proposals_trace(*, selected: str = "", limit: int = TRACE_LIMIT) -> list[dict]:
-    """The latest proposals, newest first, each with decision, quorum, orders and fills.
+@dataclass(frozen=True)
+class TraceFilter:
+    """What the operator narrowed the trace to; every field optional, none trusted as SQL."""
+
+    q: str = ""  # a proposal id (or its start), or part of an agent's name
+    strategy: str = ""
+    symbol: str = ""
+    status: str = ""
+    outcome: str = ""  # approve | modify | block | undecided
+    since: date | None = None  # received on or after this UTC day
+    until: date | None = None  # received on or before this UTC day
+
+    @property
+    def active(self) -> bool:
+        return any((self.q, self.strategy, self.symbol, self.status, self.outcome, self.since, self.until))
+
+
+def _trace_queryset(f: TraceFilter):
+    qs = Proposal.objects.all()
+    if f.q:
+        qs = qs.filter(Q(id__istartswith=f.q) | Q(agent__name__icontains=f.q) | Q(idempotency_key=f.q))
+    if f.strategy:
+        qs = qs.filter(strategy__slug=f.strategy)
+    if f.symbol:
+        qs = qs.filter(instrument__symbol=f.symbol)
+    if f.status:
+        qs = qs.filter(status=f.status)
+    if f.outcome == "undecided":
+        qs = qs.filter(decision__isnull=True)
+    elif f.outcome:
+        qs = qs.filter(decision__outcome=f.outcome)
+    if f.since:
+        qs = qs.filter(received_at__gte=datetime.combine(f.since, time.min, tzinfo=dt_timezone.utc))
+    if f.until:
+        qs = qs.filter(received_at__lt=datetime.combine(f.until + timedelta(days=1), time.min, tzinfo=dt_timezone.utc))
+    return qs
+
+
+def proposals_trace(*, selected: str = "", limit: int = TRACE_LIMIT, filters: TraceFilter | None = None, page: int = 1) -> dict:
+    """A page of proposals matching `filters`, newest first, each with decision, quorum,
+    orders and fills; with the page number (clamped to the pages there are) and the counts.
 
     `selected` is the id of the row the operator expanded (compared as text, so a
     malformed value simply matches nothing).
     """
-    qs = proposal_prefetch(Proposal.objects.order_by("-received_at")).select_related("agent")
-    return [_trace(p, expanded=str(p.id) == selected) for p in qs[:limit]]
+    qs = _trace_queryset(filters or TraceFilter())
+    total = qs.count()
+    pages = max((total + limit - 1) // limit, 1)
+    page = min(max(page, 1), pages)
+    qs = proposal_prefetch(qs.order_by("-received_at", "-id")).select_related("agent")
+    start = (page - 1) * limit
+    return {
+        "rows": [_trace(p, expanded=str(p.id) == selected) for p in qs[start : start + limit]],
+        "total": total,
+        "page": page,
+        "pages": pages,
+        "first": start + 1 if total else 0,
+        "last": min(start + limit, total),
+    }
+
+
+def trace_choices() -> dict:
+    """The values the trace's filter offers."""
+    return {
+        "strategies": list(Strategy.objects.order_by("slug").values_list("slug", flat=True)),
+        "symbols": list(Instrument.objects.order_by("symbol").values_list("symbol", flat=True)),
+        "statuses": list(Proposal.Status.values),
+        "outcomes": [*Decision.Outcome.values, "undecided"],
+    }
+
+
+def price_text(value: str | Decimal | None, tick: Decimal | None) -> str | None:
+    """A price to the instrument's precision (its price tick's decimals), half to even."""
+    if value is None or value == "":
+        return None
+    amount = Decimal(value)
+    if tick is None or tick <= 0:
+        return decimal_text(amount.normalize())
+    return decimal_text(amount.quantize(Decimal(1).scaleb(tick.normalize().as_tuple().exponent), rounding=ROUND_HALF_EVEN))
+
+
+def positions_status(report_positions: list[dict]) -> list[dict]:
+    """Each position as the rules see it, in their words: "open position" counts the approved
+    orders still working, "open quantity" is what a close may still take (the filled position
+    less closes in flight). Average entry price to the instrument's precision."""
+    instruments = {i.id: i for i in Instrument.objects.all()}
+    by_symbol = {i.symbol: i for i in instruments.values()}
+    slugs = dict(Strategy.objects.values_list("id", "slug"))
+    rows = {}
+    for p in report_positions:
+        rows[(p["strategy"], p["symbol"])] = {
+            "strategy": p["strategy"],
+            "symbol": p["symbol"],
+            "filled": Decimal(p["quantity"]),
+            "working": Decimal(0),
+            "closing": Decimal(0),
+            "average_entry_price": p["average_entry_price"],
+        }
+    for strategy_id, instrument_id, signed, _notional, intent in reserved_rows():
+        instrument = instruments.get(instrument_id)
+        key = (slugs.get(strategy_id, str(strategy_id)), instrument.symbol if instrument else str(instrument_id))
+        row = rows.setdefault(
+            key,
+            {"strategy": key[0], "symbol": key[1], "filled": Decimal(0), "working": Decimal(0), "closing": Decimal(0),
+             "average_entry_price": None},
+        )
+        if intent == Proposal.Intent.CLOSE:
+            row["closing"] += abs(signed)
+        else:
+            row["working"] += signed
+    out = []
+    for key in sorted(rows):
+        row = rows[key]
+        instrument = by_symbol.get(row["symbol"])
+        out.append(
+            {
+                **row,
+                "open_position": row["filled"] + row["working"],
+                "open_quantity": max(abs(row["filled"]) - row["closing"], Decimal(0)),
+                "average_entry_price": price_text(row["average_entry_price"], instrument.price_tick if instrument else None),
+                "average_entry_price_exact": row["average_entry_price"],
+            }
+        )
+    return out
+
+
+def realized_pnl_note(*, alpha: bool, realized_pnl: str) -> dict:
+    """What to say next to realized PnL. "0 by design" only in ALPHA and only while nothing
+    was ever realized; a figure realized while FULL was in force stays, with when and under
+    which ruleset version it was realized."""
+    closes = RealizedPnl.objects.count()
+    if not closes:
+        return {"why_zero": alpha}
+    last = (
+        RealizedPnl.objects.order_by("-fill__filled_at", "-id")
+        .values("fill__filled_at", "fill__order__proposal__decision__ruleset_version")
+        .first()
+    )
+    first_at = RealizedPnl.objects.order_by("fill__filled_at", "id").values_list("fill__filled_at", flat=True).first()
+    return {
+        "why_zero": False,
+        "closes": closes,
+        "first_at": first_at,
+        "last_at": last["fill__filled_at"],
+        "last_version": last["fill__order__proposal__decision__ruleset_version"],
+        "alpha_now": alpha,
+        "amount": realized_pnl,
+    }
 
 
 def portfolio_status() -> dict:
@@ -170,10 +360,14 @@ def portfolio_status() -> dict:
     for live, fee_asset, fee in Fill.objects.values_list("live", "fee_asset", "fee"):
         counts[live] += 1
         fees[(live, fee_asset)] = fees.get((live, fee_asset), Decimal(0)) + fee
+    alpha = report["mode"] == Mode.ALPHA
     return {
         "report": report,
-        "alpha": report["mode"] == Mode.ALPHA,
+        "alpha": alpha,
         "alpha_reason": ALPHA_PNL_REASON,
+        "pnl_note": realized_pnl_note(alpha=alpha, realized_pnl=report["realized_pnl"]),
+        "positions": positions_status(report["positions"]),
+        "utilisation": utilisation_status(ruleset=ruleset),
         "by_asset": sorted(report["exposure"]["by_asset"].items()),
         "by_strategy": sorted(report["exposure"]["by_strategy"].items()),
         "pnl_by_strategy": sorted((report.get("realized_pnl_by_strategy") or {}).items()),
@@ -185,3 +379,64 @@ def portfolio_status() -> dict:
         ],
     }
 
+
+def _cap(value) -> Decimal | None:
+    try:
+        return Decimal(str(value))
+    except (ArithmeticError, ValueError, TypeError):
+        return None
+
+
+def _bar(name: str, filled: Decimal, reserved: Decimal, cap: Decimal | None) -> dict:
+    used = filled + reserved
+    percent = None if not cap else (used / cap * 100)
+    return {
+        "name": name,
+        "filled": decimal_text(filled),
+        "reserved": decimal_text(reserved),
+        "used": decimal_text(used),
+        "cap": decimal_text(cap) if cap is not None else None,
+        "percent": None if percent is None else f"{percent.quantize(Decimal('0.1'))}",
+        "filled_width": 0 if not cap else min(float(filled / cap * 100), 100.0),
+        "reserved_width": 0 if not cap else max(min(float(used / cap * 100), 100.0) - min(float(filled / cap * 100), 100.0), 0.0),
+        "over": bool(cap is not None and used > cap),
+    }
+
+
+def utilisation_status(*, ruleset) -> dict | None:
+    """Exposure against the caps of the ruleset in force, as the engine counts it: notional at
+    entry price of what is filled, plus what approved orders still working reserve."""
+    if ruleset is None or not ruleset.params:
+        return None
+    params = ruleset.params
+    filled_asset, filled_strategy, filled_gross = defaultdict(Decimal), defaultdict(Decimal), Decimal(0)
+    for position in Position.objects.select_related("strategy", "instrument"):
+        filled_asset[position.instrument.symbol] += position.entry_notional
+        filled_strategy[position.strategy.slug] += position.entry_notional
+        filled_gross += position.entry_notional
+    symbols = dict(Instrument.objects.values_list("id", "symbol"))
+    slugs = dict(Strategy.objects.values_list("id", "slug"))
+    reserved_asset, reserved_strategy, reserved_gross = defaultdict(Decimal), defaultdict(Decimal), Decimal(0)
+    for strategy_id, instrument_id, _signed, notional, intent in reserved_rows():
+        if intent == Proposal.Intent.CLOSE:
+            continue  # a close releases exposure
+        reserved_asset[symbols.get(instrument_id, str(instrument_id))] += notional
+        reserved_strategy[slugs.get(strategy_id, str(strategy_id))] += notional
+        reserved_gross += notional
+    assets = params.get("assets") or {}
+    budgets = params.get("strategy_budgets") or {}
+    default_budget = _cap(params.get("default_strategy_budget"))
+    return {
+        "version": ruleset.version,
+        "portfolio": _bar("gross", filled_gross, reserved_gross, _cap(params.get("max_gross_exposure"))),
+        "assets": [
+            # An instrument without limits in the ruleset has no room at all (the engine's NO_LIMIT).
+            _bar(symbol, filled_asset[symbol], reserved_asset[symbol],
+                 _cap(assets[symbol].get("max_exposure")) if assets.get(symbol) else Decimal(0))
+            for symbol in sorted(set(assets) | set(filled_asset) | set(reserved_asset))
+        ],
+        "strategies": [
+            _bar(slug, filled_strategy[slug], reserved_strategy[slug], _cap(budgets[slug]) if slug in budgets else default_budget)
+            for slug in sorted(set(budgets) | set(filled_strategy) | set(reserved_strategy))
+        ],
+    }

@@ -88,7 +88,7 @@ def test_header_names_the_sandbox_venue_and_says_orders_are_not_live(staff_clien
 def test_header_warns_when_orders_are_live_on_weex(staff_client, settings):
     settings.CHRONOSX_VENUE, settings.WEEX_DEMO = "weex", False
     page = text(staff_client.get("/").content.decode())
-    assert "Venue: weex LIVE Orders live: YES" in page
+    assert "Venue: weex WEEX LIVE Orders live: YES" in page
 
 
 def test_header_says_weex_demo_orders_are_not_live(staff_client, settings):
@@ -245,7 +245,8 @@ def test_expanding_an_approved_row_shows_each_quorum_vote(staff_client, trace_da
     assert votes, "the approved proposal went through the quorum stage"
     trace = text(expanded_trace(partial(staff_client, "proposals", selected=trace_data["approved_id"]), trace_data["approved_id"]))
     assert "All 15 checks passed." in trace
-    assert f"{sum(v.verdict == 'approve' for v in votes)} of 2 required approvals — quorum met" in trace
+    approvals = sum(v.verdict == "approve" for v in votes)
+    assert f"{approvals} approvals, 2 required ({len(votes)} of 3 nodes voted) — quorum met" in trace
     for vote in votes:
         assert f"{vote.node} {vote.verdict} {vote.cast_at:%H:%M:%S}" in trace
         assert vote.key_id in trace and text(vote.reason) in trace
