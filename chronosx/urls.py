@@ -2,12 +2,14 @@ from django.contrib import admin
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView
 
-from chronosx import errors
+from chronosx import errors, metrics
 
 urlpatterns = [
     path("api/v1/", include("governance.urls")),
     path("api/v1/schema/", SpectacularAPIView.as_view(authentication_classes=[], permission_classes=[]), name="schema"),
     path("admin/", admin.site.urls),
+    # Loopback only (chronosx/metrics.py); nginx does not forward it.
+    path("metrics", metrics.metrics_view, name="metrics"),
     path("", include("governance.dashboard_urls")),
 ]
 

@@ -15,7 +15,7 @@ from datetime import timedelta
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from chronosx import pipeline
+from chronosx import metrics, pipeline
 from governance.models import Decision, Node, NodeKey, Proposal, Vote
 from governance.selectors.quorum import (
     nodes_missing_votes,
@@ -129,6 +129,7 @@ def vote_record(
         proposal_id=proposal_id,
         payload={"node": node, "reason": vote.reason, "cast_at": cast_at.isoformat(), **details},
     )
+    metrics.vote_cast(node=node, verdict=verdict)
     _tally_locked(proposal=proposal, decision=decision)
     return vote
 
