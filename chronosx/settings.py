@@ -44,10 +44,11 @@ CHRONOSX_TLS = env_bool("CHRONOSX_TLS")
 # 127.0.0.1. Any other stack (a DATABASE_URL, a broker, TLS) must bring its own.
 EMBEDDED_SECRET_KEY = "chronosx-embedded-default-not-for-production"
 SECRET_KEY = env("DJANGO_SECRET_KEY") or EMBEDDED_SECRET_KEY
-if (env("DATABASE_URL") or env("CELERY_BROKER_URL") or CHRONOSX_TLS) and SECRET_KEY == EMBEDDED_SECRET_KEY:
+_NOT_EMBEDDED = [name for name in ("DATABASE_URL", "CELERY_BROKER_URL") if env(name)] + (["CHRONOSX_TLS"] if CHRONOSX_TLS else [])
+if _NOT_EMBEDDED and SECRET_KEY == EMBEDDED_SECRET_KEY:
     raise ImproperlyConfigured(
-        "DJANGO_SECRET_KEY (or DJANGO_SECRET_KEY_FILE) must be set when DATABASE_URL, CELERY_BROKER_URL "
-        "or CHRONOSX_TLS is: the built-in key is public and only for the embedded default"
+        f"DJANGO_SECRET_KEY (or DJANGO_SECRET_KEY_FILE) must be set when {' and '.join(_NOT_EMBEDDED)} is set: "
+        "the built-in key is public and only for the embedded default"
     )
 DEBUG = env_bool("DJANGO_DEBUG")
 ALLOWED_HOSTS = [h for h in env("DJANGO_ALLOWED_HOSTS", "127.0.0.1,localhost").split(",") if h]
