@@ -143,6 +143,7 @@ def stack_listeners(stack) -> list[tuple[str, str]]:
     return found
 
 
+@pytest.mark.timeout(900)  # two scripts/up runs (migrations, collectstatic, a certificate) on a busy CI machine
 def test_the_stack_comes_up_serves_https_restarts_what_dies_and_stops(stack):
     # 1. One command.
     up = stack.script("scripts/up")

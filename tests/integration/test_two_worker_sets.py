@@ -70,6 +70,7 @@ def all_filled(ids, timeout=120.0):
     wait_for(filled, timeout=timeout, interval=0.5, what=f"{len(ids)} proposals to be filled")
 
 
+@pytest.mark.timeout(600)  # sixteen worker processes started on a shared machine
 def test_a_second_set_of_workers_shares_the_work_does_nothing_twice_and_either_set_can_stop(
     api, trading_enabled, settings, tmp_path, node_key_dir
 ):
