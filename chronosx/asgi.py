@@ -3,6 +3,8 @@ import os
 from django.conf import settings
 from django.core.asgi import get_asgi_application
 
+from chronosx.logs import asgi_request_ids
+
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "chronosx.settings")
 application = get_asgi_application()
 
@@ -11,3 +13,6 @@ if settings.CHRONOSX_SERVE_STATIC:
     from django.contrib.staticfiles.handlers import ASGIStaticFilesHandler
 
     application = ASGIStaticFilesHandler(application)
+
+# Outermost: every log line of a request carries its id (chronosx/logs.py).
+application = asgi_request_ids(application)

@@ -10,15 +10,25 @@ from pathlib import Path
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
+from chronosx.logs import logging_config
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(os.environ.get("CHRONOSX_VAR_DIR", BASE_DIR / "var"))
 
 
 def env(name, default=None):
-    """Read a setting; `NAME_FILE` (a path) wins over `NAME`, so secrets can live in files."""
+    """Read a setting; `NAME_FILE` (a path) wins over `NAME`, so secrets can live in files.
+    Under systemd, a credential of the unit named `name` in lower case (LoadCredential=
+    django_secret_key:/etc/…) is read when neither is set (deploy/systemd/)."""
     file_path = os.environ.get(f"{name}_FILE")
+    if not file_path and name not in os.environ and os.environ.get("CREDENTIALS_DIRECTORY"):
+        credential = Path(os.environ["CREDENTIALS_DIRECTORY"]) / name.lower()
+        file_path = str(credential) if credential.is_file() else None
     if file_path:
-        return Path(file_path).read_text().strip()
+        try:
+            return Path(file_path).read_text().strip()
+        except OSError as exc:
+            raise ImproperlyConfigured(f"{name}_FILE={file_path} cannot be read: {exc.strerror or exc}") from None
     return os.environ.get(name, default)
 
 
@@ -26,13 +36,18 @@ def env_bool(name, default=False):
     return env(name, "1" if default else "0").lower() in ("1", "true", "yes", "on")
 
 
+# TLS terminated in front of the app (nginx on the production stack, which sets it):
+# secure cookies, HSTS and a redirect of plain HTTP to HTTPS.
+CHRONOSX_TLS = env_bool("CHRONOSX_TLS")
+
 # The built-in key is public: it signs sessions only for the embedded default on
-# 127.0.0.1. Any other stack (a DATABASE_URL) must bring its own.
+# 127.0.0.1. Any other stack (a DATABASE_URL, a broker, TLS) must bring its own.
 EMBEDDED_SECRET_KEY = "chronosx-embedded-default-not-for-production"
 SECRET_KEY = env("DJANGO_SECRET_KEY") or EMBEDDED_SECRET_KEY
-if env("DATABASE_URL") and SECRET_KEY == EMBEDDED_SECRET_KEY:
+_NOT_EMBEDDED = [name for name in ("DATABASE_URL", "CELERY_BROKER_URL") if env(name)] + (["CHRONOSX_TLS"] if CHRONOSX_TLS else [])
+if _NOT_EMBEDDED and SECRET_KEY == EMBEDDED_SECRET_KEY:
     raise ImproperlyConfigured(
-        "DJANGO_SECRET_KEY (or DJANGO_SECRET_KEY_FILE) must be set when DATABASE_URL is: "
+        f"DJANGO_SECRET_KEY (or DJANGO_SECRET_KEY_FILE) must be set when {' and '.join(_NOT_EMBEDDED)} is set: "
         "the built-in key is public and only for the embedded default"
     )
 DEBUG = env_bool("DJANGO_DEBUG")
@@ -40,6 +55,17 @@ ALLOWED_HOSTS = [h for h in env("DJANGO_ALLOWED_HOSTS", "127.0.0.1,localhost").s
 CSRF_TRUSTED_ORIGINS = [o for o in env("DJANGO_CSRF_TRUSTED_ORIGINS", "").split(",") if o]
 # Behind nginx the app is bound to 127.0.0.1; nginx sets X-Forwarded-Proto.
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+if CHRONOSX_TLS:
+    SECURE_SSL_REDIRECT = True
+    # Probes on the app's own loopback port (supervisor, Prometheus) speak plain HTTP.
+    SECURE_REDIRECT_EXEMPT = [r"^metrics$", r"^api/v1/health/$"]
+    SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = True
+    SECURE_HSTS_SECONDS = int(env("CHRONOSX_HSTS_SECONDS", "31536000"))
+    SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("CHRONOSX_HSTS_INCLUDE_SUBDOMAINS", default=True)
+    # Preloading puts the domain on the browsers' built-in lists, which takes months to undo:
+    # the owner of the domain decides (CHRONOSX_HSTS_PRELOAD=1), so its check is silenced here.
+    SECURE_HSTS_PRELOAD = env_bool("CHRONOSX_HSTS_PRELOAD")
+    SILENCED_SYSTEM_CHECKS = [] if SECURE_HSTS_PRELOAD else ["security.W021"]
 
 INSTALLED_APPS = [
     "django.contrib.admin",
@@ -63,6 +89,7 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    "chronosx.logs.request_id_middleware",
     "django.middleware.security.SecurityMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -281,14 +308,12 @@ CHRONOSX_ORDER_STALE_SECONDS = float(env("CHRONOSX_ORDER_STALE_SECONDS", "30"))
 CHRONOSX_BREAKER_VENUE_ERRORS = int(env("CHRONOSX_BREAKER_VENUE_ERRORS", "5"))
 CHRONOSX_BREAKER_VENUE_LATENCY_MS = int(env("CHRONOSX_BREAKER_VENUE_LATENCY_MS", "3000"))
 
-LOGGING = {
-    "version": 1,
-    "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
-    "root": {"handlers": ["console"], "level": env("CHRONOSX_LOG_LEVEL", "INFO")},
-    "loggers": {"ccxt": {"level": "WARNING"}},
-}
+# JSON lines with the request and proposal ids on the production stack (CHRONOSX_LOG_FORMAT=json,
+# which the stack sets); plain text otherwise. chronosx/logs.py.
+CHRONOSX_LOG_JSON = env("CHRONOSX_LOG_FORMAT", "plain") == "json"
+LOGGING = logging_config(json=CHRONOSX_LOG_JSON, level=env("CHRONOSX_LOG_LEVEL", "INFO"))
+# Celery workers log through LOGGING too, rather than replacing it with their own format.
+CELERY_WORKER_HIJACK_ROOT_LOGGER = not CHRONOSX_LOG_JSON
 
 # Periodic jobs: Celery beat in production; the embedded loop runs the same
 # functions in-process when there is no broker.

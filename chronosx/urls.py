@@ -2,7 +2,7 @@ from django.contrib import admin
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView
 
-from chronosx import errors
+from chronosx import errors, metrics
 from compliance.views import export_page
 
 urlpatterns = [
@@ -10,6 +10,8 @@ urlpatterns = [
     path("api/v1/schema/", SpectacularAPIView.as_view(authentication_classes=[], permission_classes=[]), name="schema"),
     path("admin/compliance/export/", admin.site.admin_view(export_page), name="compliance-export"),
     path("admin/", admin.site.urls),
+    # Loopback only (chronosx/metrics.py); nginx does not forward it.
+    path("metrics", metrics.metrics_view, name="metrics"),
     path("", include("governance.dashboard_urls")),
 ]
 

@@ -8,6 +8,7 @@ from decimal import Decimal
 from django.db import transaction
 from django.utils import timezone
 
+from chronosx import metrics
 from chronosx.canonical import canonical_json
 from exchange import selectors
 from exchange.models import Order
@@ -70,6 +71,7 @@ def order_transition(*, order_id, to: str, reason: str, only_from=None, fields=N
         return False
     previous = order.status
     Order.objects.filter(id=order_id, status=previous).update(status=to, updated_at=timezone.now(), **(fields or {}))
+    metrics.order_status(status=to)
     audit_record(
         kind="order.status",
         actor=actor,

@@ -9,10 +9,13 @@ def drafts_know_their_creator(apps, schema_editor):
     """Drafts made before four-eyes: their creator is their first editor (the admin and the
     commands recorded "admin:NAME" / "operator:NAME"; four-eyes compares user names)."""
     Ruleset = apps.get_model("governance", "Ruleset")
-    for draft in Ruleset.objects.filter(status="draft").exclude(created_by=""):
+    # On the database being migrated (`migrate --database owner`): through the default alias
+    # (the runtime role) it would wait forever for the tables this migration holds locked.
+    rulesets = Ruleset.objects.using(schema_editor.connection.alias)
+    for draft in rulesets.filter(status="draft").exclude(created_by=""):
         channel, _, name = draft.created_by.partition(":")
         draft.editors = [name if channel in ("admin", "operator") and name else draft.created_by]
-        draft.save(update_fields=["editors"])
+        draft.save(update_fields=["editors"], using=schema_editor.connection.alias)
 
 
 class Migration(migrations.Migration):

@@ -6,6 +6,7 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
+from chronosx import metrics
 from governance import engine
 from governance.digests import decision_digest
 from governance.models import Decision, Proposal
@@ -77,6 +78,7 @@ def proposal_evaluate(*, proposal_id) -> Decision | None:
                 "digest": digest,
             },
         )
+        metrics.decision_made(outcome=decision.outcome, received_at=proposal.received_at, decided_at=decision.decided_at)
         if decision.outcome == Decision.Outcome.BLOCK:
             proposal_transition(proposal_id=proposal.id, to=Proposal.Status.BLOCKED, actor=ACTOR, reason="blocked by rules")
         else:

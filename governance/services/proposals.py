@@ -6,7 +6,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from chronosx import pipeline
+from chronosx import metrics, pipeline
 from chronosx.api import IdempotencyConflict
 from chronosx.canonical import canonical_json, sha256_hex
 from governance.models import Agent, Proposal, Strategy
@@ -38,10 +38,13 @@ def proposal_transition(*, proposal_id, to: str, actor: str, reason: str, only_f
     allowed = {status for status, targets in PROPOSAL_TRANSITIONS.items() if to in targets}
     if only_from is not None:
         allowed &= set(only_from)
-    current = Proposal.objects.select_for_update().filter(id=proposal_id).values_list("status", flat=True).first()
+    row = Proposal.objects.select_for_update().filter(id=proposal_id).values_list("status", "received_at").first()
+    current, received_at = row or (None, None)
     if current not in allowed:
         return False
-    Proposal.objects.filter(id=proposal_id, status=current).update(status=to, status_changed_at=timezone.now())
+    now = timezone.now()
+    Proposal.objects.filter(id=proposal_id, status=current).update(status=to, status_changed_at=now)
+    metrics.proposal_status(status=to, received_at=received_at, at=now)
     audit_record(
         kind="proposal.status",
         actor=actor,
@@ -84,6 +87,7 @@ def proposal_submit(
             # With the broker down the proposal is still stored and answered; the
             # sweeper enqueues it once the broker is back.
             pipeline.after_commit(pipeline.EVALUATE, proposal.id)
+            metrics.proposal_received()
     except IntegrityError:
         existing = Proposal.objects.filter(agent=agent, idempotency_key=idempotency_key).first()
         if existing is None:

@@ -16,7 +16,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from chronosx import pipeline
+from chronosx import metrics, pipeline
 from governance.models import Decision, ForceRequest, Node, NodeKey, Proposal, Vote
 from governance.selectors.quorum import (
     force_digest_expected,
@@ -145,6 +145,7 @@ def vote_record(
         proposal_id=proposal_id,
         payload={"node": node, "reason": vote.reason, "cast_at": cast_at.isoformat(), **details},
     )
+    metrics.vote_cast(node=node, verdict=verdict)
     _tally_locked(proposal=proposal, decision=decision)
     return vote
 
