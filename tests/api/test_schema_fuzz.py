@@ -190,7 +190,9 @@ def api_schema(wsgi_app, agent_proposals):
     GLOBAL_HOOK_DISPATCHER.unregister(hook)
 
 
-schema = schemathesis.pytest.from_fixture("api_schema")
+# The event stream answers for as long as the client listens: it has no one answer to check
+# (tests/agents/test_stream.py has its own tests, unauthenticated answers included).
+schema = schemathesis.pytest.from_fixture("api_schema").exclude(path="/api/v1/stream/")
 
 
 @schema.parametrize()
@@ -223,6 +225,9 @@ ERRORS_BY_OPERATION = {
     ("get", "/api/v1/portfolio/"): {401, 406, 429, 503},
     ("get", "/api/v1/portfolio/realized/"): {400, 401, 406, 429, 503},
     ("get", "/api/v1/health/"): {406},
+    ("get", "/api/v1/proposals/{proposal_id}/receipt/"): {401, 404, 406, 429, 503},
+    ("get", "/api/v1/node-keys/"): {406},
+    ("get", "/api/v1/stream/"): {401, 406, 429, 503},
 }
 
 
