@@ -144,7 +144,19 @@ def test_four_eyes_rule_change_with_impact_replay_then_the_kill_switch_cancels_t
     assert "cancel every open order" in browser.evaluate("window.__asked")
     browser.wait_for(f"/cancelled/.test(document.getElementById({row}).innerText)", "the order shown cancelled", timeout=20)
     assert "HALTED" in browser.evaluate("document.getElementById('body-controls').innerText")
+    browser.wait_for("/TRADING HALTED\\s+runaway agent/.test(document.getElementById('trading-banner').innerText)", "the banner")
     browser.screenshot(SCREENSHOTS / "governance-kill-switch-cancelled.png")
+
+    # The executions: live by default (none), the sandbox ones on their own tab, each labelled,
+    # and the tab chosen outlives the timed refresh.
+    assert "No live executions yet." in browser.evaluate("document.getElementById('body-activity').innerText")
+    browser.evaluate("document.getElementById('activity-tab-sandbox').click()")
+    browser.wait_for("!!document.getElementById('activity-sandbox')", "the sandbox tab")
+    stamp = browser.evaluate("document.querySelector('#body-activity .stamp').dataset.stamp")
+    browser.wait_for(f"document.querySelector('#body-activity .stamp').dataset.stamp !== {js(stamp)}", "a timed refresh", timeout=10)
+    labels = browser.evaluate("[...document.querySelectorAll('#activity-sandbox tr.execution')].map(r => r.cells[0].innerText)")
+    assert labels and all(label == "SANDBOX" for label in labels)
+    browser.screenshot(SCREENSHOTS / "dashboard-sandbox-tab.png")
 
     assert TradingState.objects.get(pk=1).state == "halted"
     assert Order.objects.get(proposal=resting_order).status == "cancelled"
