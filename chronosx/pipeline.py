@@ -27,25 +27,31 @@ EVALUATE = "evaluate"  # governance: decide a proposal
 VOTE = "vote"  # governance: one MPC node reviews and signs (queue = the node)
 ROUTE = "route"  # exchange: send an approved proposal's order to the venue
 CANCEL = "cancel"  # exchange: the kill switch's second half, cancel every open order (after the halt commits)
-STAGES = (EVALUATE, VOTE, ROUTE, CANCEL)
+ALERT = "alert"  # governance: deliver one alert on one channel (email, webhook), retried with backoff
+STAGES = (EVALUATE, VOTE, ROUTE, CANCEL, ALERT)
 
-# stage -> (task, default queue)
+# stage -> (task, default queue, start)
 _registry: dict[str, tuple] = {}
 
 
-def register(stage: str, task, *, queue: str | None = None) -> None:
-    """Called by the app that runs `stage`, when its tasks module is imported."""
+def register(stage: str, task, *, queue: str | None = None, start=None) -> None:
+    """Called by the app that runs `stage`, when its tasks module is imported. `start(*args)`,
+    when given, is called instead of the task's apply_async (alerts: a thread of this process in
+    the embedded default, so a slow receiver never holds up the request that raised them)."""
     if stage not in STAGES:
         raise ValueError(f"unknown pipeline stage {stage!r}")
-    _registry[stage] = (task, queue)
+    _registry[stage] = (task, queue, start)
 
 
 def enqueue(stage: str, *args: str, queue: str | None = None) -> None:
     """Enqueue `stage` now. Raises when the broker refuses: callers that must not fail catch it."""
     try:
-        task, default_queue = _registry[stage]
+        task, default_queue, start = _registry[stage]
     except KeyError:
         raise LookupError(f"no task registered for pipeline stage {stage!r}") from None
+    if start is not None:
+        start(*[str(a) for a in args])
+        return
     task.apply_async(args=[str(a) for a in args], queue=queue or default_queue)
 
 

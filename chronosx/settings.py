@@ -308,6 +308,19 @@ CHRONOSX_ORDER_STALE_SECONDS = float(env("CHRONOSX_ORDER_STALE_SECONDS", "30"))
 CHRONOSX_BREAKER_VENUE_ERRORS = int(env("CHRONOSX_BREAKER_VENUE_ERRORS", "5"))
 CHRONOSX_BREAKER_VENUE_LATENCY_MS = int(env("CHRONOSX_BREAKER_VENUE_LATENCY_MS", "3000"))
 
+# Alerts (breaker trips, a node down, reconciliation mismatches, trading-state changes,
+# force-executions): by email to these recipients (comma-separated) and, when set, as a JSON
+# POST to the webhook. Each is retried this many attempts in all, waiting the backoff, doubled
+# each time (at most 5 minutes), between them.
+CHRONOSX_ALERT_EMAILS = [a.strip() for a in (env("CHRONOSX_ALERT_EMAILS") or "").split(",") if a.strip()]
+CHRONOSX_ALERT_WEBHOOK = env("CHRONOSX_ALERT_WEBHOOK") or ""
+CHRONOSX_ALERT_TIMEOUT_SECONDS = float(env("CHRONOSX_ALERT_TIMEOUT_SECONDS", "5"))
+CHRONOSX_ALERT_ATTEMPTS = int(env("CHRONOSX_ALERT_ATTEMPTS", "6"))
+CHRONOSX_ALERT_BACKOFF_SECONDS = float(env("CHRONOSX_ALERT_BACKOFF_SECONDS", "5"))
+DEFAULT_FROM_EMAIL = env("CHRONOSX_ALERT_FROM", "chronosx@localhost")
+EMAIL_HOST = env("EMAIL_HOST", "localhost")
+EMAIL_PORT = int(env("EMAIL_PORT", "25"))
+
 # JSON lines with the request and proposal ids on the production stack (CHRONOSX_LOG_FORMAT=json,
 # which the stack sets); plain text otherwise. chronosx/logs.py.
 CHRONOSX_LOG_JSON = env("CHRONOSX_LOG_FORMAT", "plain") == "json"

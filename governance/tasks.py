@@ -2,6 +2,7 @@
 the heartbeats of governance's kinds of worker. Tasks take ids, re-fetch, and call a service."""
 
 import threading
+import time
 from functools import partial
 
 from celery import shared_task
@@ -12,6 +13,7 @@ from chronosx import pipeline, workers
 from governance.checkpoints import checkpoint_beat
 from governance.models import Node, WorkerKind
 from governance.nodes import node_beat, node_vote
+from governance.services.alerts import alert_deliver, alert_retry_delay
 from governance.services.evaluation import proposal_evaluate
 from governance.services.heartbeats import worker_heartbeat
 from governance.services.impact import impact_run
@@ -59,8 +61,41 @@ def impact_replay_start(report_id: int) -> None:
         transaction.on_commit(lambda: impact_replay_task.apply_async(args=[report_id], queue="governance"), robust=True)
 
 
+@shared_task(name="governance.alert", bind=True, acks_late=True, max_retries=None)
+def alert_deliver_task(self, alert_text: str, channel: str):
+    """One channel of one alert; a failure is retried with backoff until the last attempt."""
+    attempt = self.request.retries + 1
+    final = attempt >= settings.CHRONOSX_ALERT_ATTEMPTS
+    if not alert_deliver(alert_text=alert_text, channel=channel, attempt=attempt, final=final) and not final:
+        raise self.retry(countdown=alert_retry_delay(attempt))
+    return channel
+
+
+def _alert_on_thread(alert_text: str, channel: str) -> None:
+    try:
+        attempts = settings.CHRONOSX_ALERT_ATTEMPTS
+        for attempt in range(1, attempts + 1):
+            if alert_deliver(alert_text=alert_text, channel=channel, attempt=attempt, final=attempt >= attempts):
+                return
+            if attempt < attempts:
+                time.sleep(alert_retry_delay(attempt))
+    finally:
+        connections.close_all()  # this thread's connections
+
+
+def alert_start(alert_text: str, channel: str) -> None:
+    """Deliver an alert (called after the commit that raised it): on the governance queue, with
+    Celery's retries; with no broker (the embedded default) on a thread of this process, which
+    retries with the same backoff, so the request that raised it never waits on a receiver."""
+    if settings.EMBEDDED_TASKS:
+        threading.Thread(target=_alert_on_thread, args=(alert_text, channel), name="alert", daemon=True).start()
+    else:
+        alert_deliver_task.apply_async(args=[alert_text, channel], queue="governance")
+
+
 pipeline.register(pipeline.EVALUATE, proposal_evaluate_task, queue="governance")
 pipeline.register(pipeline.VOTE, node_vote_task)
+pipeline.register(pipeline.ALERT, alert_deliver_task, queue="governance", start=alert_start)
 
 workers.on_beat(WorkerKind.GOVERNANCE)(partial(worker_heartbeat, kind=WorkerKind.GOVERNANCE))
 workers.on_beat(WorkerKind.SCHEDULER)(partial(worker_heartbeat, kind=WorkerKind.SCHEDULER))

@@ -19,6 +19,7 @@ from governance.models import CircuitBreaker, Instrument, Strategy
 from governance.roles import CONTROL_TRADING, RESET_BREAKER, TRIP_BREAKER, require, user_may
 from governance.roles import PermissionDenied as RoleRefused
 from governance.selectors import dashboard as selectors
+from governance.selectors.controls import trading_state
 from governance.services import controls
 
 # (panel id, title, url name); the page lays them out in this order.
@@ -28,6 +29,8 @@ PANELS = [
     ("controls", "Trading state, pauses & circuit breakers", "dashboard-controls"),
     ("ruleset", "Governance rules in force", "dashboard-ruleset"),
     ("portfolio", "Portfolio (realized only)", "dashboard-portfolio"),
+    ("decisions", "Decisions over time, by outcome", "dashboard-decisions"),
+    ("activity", "Executions: live and sandbox", "dashboard-activity"),
     ("proposals", "Proposal → decision → quorum → orders → fills", "dashboard-proposals"),
 ]
 REFRESH_SECONDS = 3
@@ -87,6 +90,7 @@ def dashboard(request):
             "breaker_actions": [a for a, (permission, _) in BREAKER_ACTIONS.items() if user_may(request.user, permission)],
             "trading_actions": list(TRADING_ACTIONS) if user_may(request.user, CONTROL_TRADING) else [],
             "pause_targets": _pause_targets(),
+            "trading": trading_state(),
         },
     )
 
@@ -183,6 +187,31 @@ def health_panel(request):
 @staff_required
 def nodes_panel(request):
     return _partial(request, "nodes.html", **selectors.nodes_status())
+
+
+@staff_required
+def banner_panel(request):
+    return _partial(request, "banner.html", trading=trading_state())
+
+
+@staff_required
+def decisions_panel(request):
+    return _partial(request, "decisions.html", chart=selectors.decisions_over_time())
+
+
+@staff_required
+def activity_panel(request):
+    """Executions, one tab at a time: live by default, sandbox on its own tab."""
+    tab = request.GET.get("tab")
+    activity = selectors.executions_recent(tab=tab if tab in selectors.ACTIVITY_TABS else "live")
+    return _partial(
+        request,
+        "activity.html",
+        **activity,
+        tab_counts=[(name, activity["counts"][name]) for name in selectors.ACTIVITY_TABS],
+        url=reverse("dashboard-activity"),
+        poll_header=POLL_HEADER,
+    )
 
 
 @staff_required

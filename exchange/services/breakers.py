@@ -15,7 +15,7 @@ from exchange.venues import (
     VenueUnknown,
     venue_current,
 )
-from governance.services import controls
+from governance.services import alerts, controls
 
 VENUE_ERRORS = "venue_errors"
 VENUE_LATENCY = "venue_latency"
@@ -69,7 +69,15 @@ def venue_call_failed(*, venue: str, summary: str) -> None:
 
 
 def reconciliation_mismatch(*, venue: str, client_order_id: str, detail: str) -> None:
+    """The venue and our record of an order disagree: trip the breaker (alerted once, as a
+    trip) and alert this mismatch itself, since later ones find the breaker already tripped."""
     controls.breaker_trip(name=RECONCILIATION_MISMATCH, actor=ACTOR, reason=f"{venue} order {client_order_id}: {detail}"[:500])
+    alerts.alert_raise(
+        kind=alerts.RECONCILIATION_MISMATCH,
+        subject=f"Reconciliation mismatch at {venue}, order {client_order_id}: {detail}"[:300],
+        actor=ACTOR,
+        details={"venue": venue, "client_order_id": client_order_id, "detail": detail},
+    )
 
 
 def venue_probe() -> tuple[bool, str]:

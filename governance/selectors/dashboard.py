@@ -440,3 +440,91 @@ def utilisation_status(*, ruleset) -> dict | None:
             for slug in sorted(set(budgets) | set(filled_strategy) | set(reserved_strategy))
         ],
     }
+
+
+# --- executions, live and sandbox apart -------------------------------------------------
+
+ACTIVITY_TABS = ("live", "sandbox")
+ACTIVITY_LIMIT = 20
+
+
+def executions_recent(*, tab: str, limit: int = ACTIVITY_LIMIT) -> dict:
+    """The latest fills of one kind: `live` (sent to a real venue) or `sandbox` (simulated),
+    newest first, prices to the instrument's tick; with the count of each kind for the tabs."""
+    live = tab == "live"
+    fills = (
+        Fill.objects.filter(live=live)
+        .select_related("strategy", "instrument", "order")
+        .order_by("-filled_at", "-id")[:limit]
+    )
+    rows = [
+        {
+            "fill": f,
+            "price": price_text(f.price, f.instrument.price_tick),
+            "proposal_id": f.order.proposal_id,
+            "client_order_id": f.order.client_order_id,
+        }
+        for f in fills
+    ]
+    counts = {"live": Fill.objects.filter(live=True).count(), "sandbox": Fill.objects.filter(live=False).count()}
+    return {"tab": "live" if live else "sandbox", "live": live, "rows": rows, "counts": counts, "limit": limit}
+
+
+# --- decisions over time, by outcome (a server-rendered SVG) --------------------------------
+
+CHART_HOURS = 24
+CHART_WIDTH, CHART_HEIGHT, CHART_LEFT, CHART_BOTTOM = 720, 180, 36, 20
+OUTCOMES = ("approve", "modify", "block")
+
+
+def decisions_over_time(*, hours: int = CHART_HOURS, now: datetime | None = None) -> dict:
+    """Decisions of the last `hours` whole hours (the current one included), counted per hour
+    and outcome, with the geometry of a stacked bar chart: bars, y-axis ticks, hour labels."""
+    now = now or timezone.now()
+    end = now.astimezone(dt_timezone.utc).replace(minute=0, second=0, microsecond=0) + timedelta(hours=1)
+    start = end - timedelta(hours=hours)
+    counts = [dict.fromkeys(OUTCOMES, 0) for _ in range(hours)]
+    for decided_at, outcome in Decision.objects.filter(decided_at__gte=start, decided_at__lt=end).values_list("decided_at", "outcome").iterator():
+        slot = int((decided_at - start).total_seconds() // 3600)
+        if 0 <= slot < hours and outcome in OUTCOMES:
+            counts[slot][outcome] += 1
+    peak = max((sum(c.values()) for c in counts), default=0)
+    scale_top = _nice_ceiling(peak)
+    plot_w, plot_h = CHART_WIDTH - CHART_LEFT - 4, CHART_HEIGHT - CHART_BOTTOM - 6
+    slot_w = plot_w / hours
+    bars, labels = [], []
+    for i, c in enumerate(counts):
+        hour = start + timedelta(hours=i)
+        x = CHART_LEFT + i * slot_w
+        y = CHART_HEIGHT - CHART_BOTTOM
+        for outcome in OUTCOMES:
+            n = c[outcome]
+            if not n:
+                continue
+            h = plot_h * n / scale_top
+            y -= h
+            bars.append({"x": round(x + 1, 1), "y": round(y, 1), "w": round(slot_w - 2, 1), "h": round(h, 1),
+                         "outcome": outcome, "n": n, "hour": hour})
+        if i % 3 == 0:
+            labels.append({"x": round(x + slot_w / 2, 1), "text": f"{hour:%H}h"})
+    ticks = [{"value": v, "y": round(CHART_HEIGHT - CHART_BOTTOM - plot_h * v / scale_top, 1)} for v in _ticks(scale_top)]
+    totals = {o: sum(c[o] for c in counts) for o in OUTCOMES}
+    return {
+        "hours": hours, "start": start, "end": end, "bars": bars, "labels": labels, "ticks": ticks, "totals": totals,
+        "total": sum(totals.values()), "width": CHART_WIDTH, "height": CHART_HEIGHT, "left": CHART_LEFT,
+        "base_y": CHART_HEIGHT - CHART_BOTTOM, "right": CHART_WIDTH - 4, "label_y": CHART_HEIGHT - 6,
+    }
+
+
+def _nice_ceiling(n: int) -> int:
+    """The smallest of 1, 2, 5, 10, 20, 50, … at least n (at least 1)."""
+    step = 1
+    while True:
+        for m in (1, 2, 5):
+            if step * m >= n:
+                return step * m
+        step *= 10
+
+
+def _ticks(top: int) -> list[int]:
+    return sorted({0, top // 2, top}) if top > 1 else [0, 1]

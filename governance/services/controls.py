@@ -9,6 +9,7 @@ from django.utils import timezone
 from chronosx import pipeline
 from governance.models import CircuitBreaker, Instrument, Proposal, Strategy, TradingState, VenueHealth
 from governance.selectors.controls import breakers_tripped
+from governance.services.alerts import BREAKER_TRIPPED, TRADING_STATE, alert_raise
 from ledger.services import audit_record
 
 T = TradingState.State
@@ -45,6 +46,13 @@ def trading_set(*, state: str, actor: str, reason: str, kill: bool = False) -> T
         kind="trading.killed" if kill else f"trading.{state}",
         actor=actor,
         payload={"state": state, "enabled": row.enabled, "previous": previous, "reason": reason},
+    )
+    label = state.replace("_", "-")
+    alert_raise(
+        kind=TRADING_STATE,
+        subject=f"Trading {'killed (halted, open orders cancelled)' if kill else label} by {actor}: {reason}",
+        actor=actor,
+        details={"state": state, "previous": previous, "reason": reason, "user": actor, "kill": kill},
     )
     return row
 
@@ -119,6 +127,12 @@ def breaker_trip(*, name: str, actor: str, reason: str) -> CircuitBreaker:
         breaker.tripped, breaker.reason, breaker.since, breaker.changed_by = True, reason, timezone.now(), actor
         breaker.save()
         audit_record(kind="breaker.tripped", actor=actor, payload={"breaker": name, "reason": reason})
+        alert_raise(
+            kind=BREAKER_TRIPPED,
+            subject=f"Circuit breaker {name} tripped by {actor}: {reason}",
+            actor=actor,
+            details={"breaker": name, "reason": reason, "user": actor},
+        )
     return breaker
 
 

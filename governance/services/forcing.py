@@ -25,6 +25,7 @@ from governance.models import Decision, ForceRequest, Proposal
 from governance.roles import APPROVE_FORCE, REQUEST_FORCE, require
 from governance.selectors.controls import controls_context_now
 from governance.selectors.forcing import force_open, force_overrides, force_refusals_now, force_requests_due
+from governance.services.alerts import FORCE_EXECUTED, alert_raise
 from governance.services.proposals import proposal_transition
 from governance.services.quorum import quorum_open
 from ledger.services import audit_record
@@ -208,6 +209,19 @@ def force_approve(*, proposal_id, user, now=None, actor: str | None = None) -> F
             extra={"force_digest": fields["digest"]},
         )
         quorum_open(proposal=proposal, decision=decision, force_digest=fields["digest"])
+        alert_raise(
+            kind=FORCE_EXECUTED,
+            subject=f"Force-execute of proposal {proposal.id} approved by {username} (requested by {force.requested_by})",
+            actor=actor,
+            details={
+                "proposal": str(proposal.id),
+                "requested_by": force.requested_by,
+                "approved_by": username,
+                "reason": force.reason,
+                "approved_at": now.isoformat(),
+                "overrides": fields["overrides"],
+            },
+        )
     force.refresh_from_db()
     return force
 

@@ -11,7 +11,7 @@ from tests.ci_services import service_missing  # fails instead of skipping under
 from tests.dashboard.chromium import Chromium, chromium_missing_reason
 
 SCREENSHOT = Path("/tmp/chronosx-dashboard.png")
-PANELS = ["health", "nodes", "controls", "ruleset", "portfolio", "proposals"]
+PANELS = ["health", "nodes", "controls", "ruleset", "portfolio", "decisions", "activity", "proposals"]
 
 pytestmark = pytest.mark.integration
 
