@@ -19,6 +19,14 @@ Allowed ranges (inclusive unless marked open):
     quorum_required           2 or 3 (of the three MPC nodes: never a single vote)
     vote_timeout_seconds      (0 .. 300]
     mode                      alpha or full
+    max_daily_loss_strategy   0 .. 10^15  (loss of realized PnL today, UTC, per strategy)
+    max_daily_loss_asset      0 .. 10^15  (the same, per asset, all strategies)
+    max_daily_loss_portfolio  0 .. 10^15  (the same, the whole portfolio)
+    max_drawdown_strategy     0 .. 10^15  (realized PnL below its high-water mark, per strategy)
+    max_drawdown_portfolio    0 .. 10^15  (the same, the whole portfolio)
+    loss_cooldown_losses      integer 1 .. 1000  (consecutive losing closes on a strategy
+                              and instrument that start a cooldown)
+    loss_cooldown_minutes     integer 0 .. 10080  (how long opens on it are then blocked; 0: never)
     force_hard_rules          comma-separated rule names, each at most once, of those a
                               ruleset may mark (engine.FORCE_HARDENABLE); empty: none beyond
                               the controls (engine.NEVER_FORCED), which are hard always
@@ -144,6 +152,13 @@ RULE_PARAMETERS = (
     integer("max_proposals_per_minute", 120, "Proposals per strategy per minute", 1, 1_000_000),
     integer("quorum_required", 2, "MPC approvals needed, of the three nodes", 2, 3),
     decimal("vote_timeout_seconds", "10", "Time the MPC nodes have to vote, seconds", 0, 300, low_open=True),
+    decimal("max_daily_loss_strategy", "2000", "Daily loss limit of a strategy: realized PnL today (UTC) may fall this far below 0, quote currency", 0),
+    decimal("max_daily_loss_asset", "5000", "Daily loss limit of an asset, all strategies, quote currency", 0),
+    decimal("max_daily_loss_portfolio", "10000", "Daily loss limit of the portfolio; crossing it trips daily_loss_limit (reduce-only), quote currency", 0),
+    decimal("max_drawdown_strategy", "5000", "Drawdown limit of a strategy: realized PnL below its high-water mark, quote currency", 0),
+    decimal("max_drawdown_portfolio", "20000", "Drawdown limit of the portfolio; crossing it trips drawdown_limit (reduce-only), quote currency", 0),
+    integer("loss_cooldown_losses", 3, "Consecutive losing closes on a strategy and instrument that start a cooldown", 1, 1000),
+    integer("loss_cooldown_minutes", 30, "Cooldown after those losses: opens on that strategy and instrument are blocked, minutes (0: no cooldown)", 0, 10080),
     Parameter(
         "force_hard_rules",
         RULE_LIST,

@@ -3,6 +3,7 @@
 It is stored with every decision (`inputs.context`), so a replay never reads the database."""
 
 from datetime import timedelta
+from datetime import timezone as dt_timezone
 from decimal import Decimal
 
 from django.db.models import Q
@@ -11,6 +12,7 @@ from governance import engine
 from governance.models import Decision, ForceRequest, Proposal, TradingState
 from governance.selectors.controls import breakers_tripped, pause_reason
 from ledger.models import Position
+from ledger.selectors import realized_loss_inputs
 
 # Proposals whose approved quantity may still reach the market: it counts against caps.
 RESERVING_STATUSES = (
@@ -124,4 +126,11 @@ def decision_context(*, proposal: Proposal, trading_state: str, trading_reason: 
         "open_positions": len(open_keys),
         "has_open_position": (strategy_id, instrument_id) in open_keys,
         "proposals_last_minute": recent,
+        # The post-ALPHA loss checks' inputs: realized PnL today (the UTC day the proposal
+        # was received), since the high-water marks, and the losing streak here.
+        **realized_loss_inputs(
+            strategy_id=strategy_id,
+            instrument_id=instrument_id,
+            day=proposal.received_at.astimezone(dt_timezone.utc).date(),
+        ),
     }
