@@ -576,6 +576,26 @@ def _loss_cooldown(facts: Facts) -> Verdict:
     return True, f"{count} consecutive losing closes on {where}; cooldown of {minutes} min ended {until.isoformat()}"
 
 
+# The breakers a portfolio loss past its limit trips (they make trading reduce-only).
+DAILY_LOSS_BREAKER, DRAWDOWN_BREAKER = "daily_loss_limit", "drawdown_limit"
+
+
+def loss_breakers_crossed(*, context: dict, rules: dict) -> list[tuple[str, str]]:
+    """(breaker, why) for each portfolio loss limit these inputs are past (FULL mode, a
+    ruleset with the loss limits). Exactly at a limit is not past it, as the checks say."""
+    if rules.get("mode") != "full" or not has_loss_limits(rules):
+        return []
+    crossed = []
+    for breaker, label, pnl, param in (
+        (DAILY_LOSS_BREAKER, "portfolio realized PnL today", (context.get("realized_today") or {}).get("portfolio", "0"), "max_daily_loss_portfolio"),
+        (DRAWDOWN_BREAKER, "portfolio realized PnL since high-water mark", (context.get("drawdown") or {}).get("portfolio", "0"), "max_drawdown_portfolio"),
+    ):
+        limit = d(rules[param])
+        if -d(pnl) > limit:
+            crossed.append((breaker, f"{label} {fmt(d(pnl))} < -{fmt(limit)}"))
+    return crossed
+
+
 RULES = (
     #    name                  check                 cap (quantity-bound only)  reviewer
     Rule("trading_enabled",    _trading_enabled,     None,                      "execution"),

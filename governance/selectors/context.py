@@ -10,7 +10,7 @@ from django.db.models import Q
 
 from governance import engine
 from governance.models import Decision, ForceRequest, Proposal, TradingState
-from governance.selectors.controls import breakers_tripped, pause_reason
+from governance.selectors.controls import breakers_blocking, pause_reason
 from ledger.models import Position
 from ledger.selectors import realized_loss_inputs
 
@@ -112,7 +112,7 @@ def decision_context(*, proposal: Proposal, trading_state: str, trading_reason: 
         "trading_state": trading_state,
         "strategy_paused": pause_reason(proposal.strategy),
         "instrument_paused": pause_reason(proposal.instrument),
-        "tripped_breakers": breakers_tripped(),
+        "tripped_breakers": breakers_blocking(),
         "instrument": {
             "enabled": instrument.enabled,
             "min_quantity": str(instrument.min_quantity),
@@ -134,3 +134,9 @@ def decision_context(*, proposal: Proposal, trading_state: str, trading_reason: 
             day=proposal.received_at.astimezone(dt_timezone.utc).date(),
         ),
     }
+
+
+def decision_context_losses(*, day) -> dict:
+    """The portfolio's realized-loss inputs of the UTC day of `day` (a datetime), as a
+    decision context carries them (the strategy and asset parts are not asked for)."""
+    return realized_loss_inputs(strategy_id=None, instrument_id=None, day=day.astimezone(dt_timezone.utc).date())

@@ -12,7 +12,7 @@ from governance.models import Decision, Proposal
 from governance.selectors.context import decision_context
 from governance.selectors.controls import ruleset_current
 from governance.selectors.proposals import proposal_engine_input
-from governance.services.controls import trading_state_locked
+from governance.services.controls import loss_breakers_enforce, trading_state_locked
 from governance.services.proposals import proposal_transition
 from governance.services.quorum import quorum_open
 from ledger.services import audit_record
@@ -77,6 +77,8 @@ def proposal_evaluate(*, proposal_id) -> Decision | None:
                 "digest": digest,
             },
         )
+        # A portfolio loss past its limit trips its breaker: trading becomes reduce-only.
+        loss_breakers_enforce(context=inputs["context"], rules=inputs["rules"], actor=ACTOR)
         if decision.outcome == Decision.Outcome.BLOCK:
             proposal_transition(proposal_id=proposal.id, to=Proposal.Status.BLOCKED, actor=ACTOR, reason="blocked by rules")
         else:
