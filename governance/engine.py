@@ -438,17 +438,49 @@ def _asset_exposure_cap(facts: Facts) -> Decimal:
     return _exposure_cap(facts, d(facts.context["asset_exposure"]), maximum)
 
 
+def _budget(facts: Facts) -> Limit:
+    """The strategy's budget: allocated from the portfolio risk budget under an allocation
+    policy, else its own or the default one (rulesets without a policy have only these)."""
+    strategy = facts.proposal["strategy"]
+    if facts.rules.get("allocation_policy", "none") == "none":
+        return facts.ruleset.strategy_budget(strategy)
+    return _limit(allocated_budgets(facts.rules, {strategy: (facts.context.get("trailing_pnl") or "0")}).get(strategy, ZERO))
+
+
+def allocation_weights(text: str) -> dict[str, Decimal]:
+    """`allocation_weights` (SLUG=WEIGHT,…) as {slug: weight}."""
+    return {slug: d(weight) for slug, weight in (item.split("=") for item in text.split(",") if item)}
+
+
+def allocated_budgets(rules: dict, trailing_pnl: dict | None = None) -> dict[str, Decimal]:
+    """Each weighted strategy's budget under the ruleset's allocation policy: its weight of
+    portfolio_risk_budget (fixed); under pnl_scaled that share times 1 + its realized PnL over
+    the trailing window / the share, held within [allocation_scale_min, allocation_scale_max].
+    Rounded down to the cent. {} without a policy."""
+    policy = rules.get("allocation_policy", "none")
+    if policy == "none":
+        return {}
+    total, pnl = d(rules["portfolio_risk_budget"]), trailing_pnl or {}
+    low, high = d(rules["allocation_scale_min"]), d(rules["allocation_scale_max"])
+    budgets = {}
+    for slug, weight in allocation_weights(rules["allocation_weights"]).items():
+        share = CONTEXT.multiply(total, weight)
+        if policy == "pnl_scaled" and share > 0:
+            factor = min(max(CONTEXT.add(1, CONTEXT.divide(d(pnl.get(slug, "0")), share)), low), high)
+            share = CONTEXT.multiply(share, factor)
+        budgets[slug] = share.quantize(CENT, rounding=decimal.ROUND_FLOOR)
+    return budgets
+
+
 def _strategy_budget(facts: Facts) -> Verdict:
     if facts.is_close:
         return RELEASES_EXPOSURE
     strategy = facts.proposal["strategy"]
-    budget = facts.ruleset.strategy_budget(strategy)
-    return _exposure(facts, f"strategy {strategy} exposure", d(facts.context["strategy_exposure"]), budget)
+    return _exposure(facts, f"strategy {strategy} exposure", d(facts.context["strategy_exposure"]), _budget(facts))
 
 
 def _strategy_budget_cap(facts: Facts) -> Decimal:
-    budget = facts.ruleset.strategy_budget(facts.proposal["strategy"])
-    return _exposure_cap(facts, d(facts.context["strategy_exposure"]), budget)
+    return _exposure_cap(facts, d(facts.context["strategy_exposure"]), _budget(facts))
 
 
 def _portfolio_exposure(facts: Facts) -> Verdict:

@@ -380,3 +380,13 @@ def _realized_loss_fold(rows, strategy_id, instrument_id, day) -> dict:
         "drawdown": {key: decimal_text(cumulative[key] - high[key]) for key in cumulative},
         "loss_streak": {"count": streak, "ended_at": ended_at.isoformat() if ended_at else None},
     }
+
+
+def realized_pnl_between(*, strategy_id, since, until) -> str:
+    """A strategy's realized PnL from closing fills filled in [since, until], as text."""
+    amounts = RealizedPnl.objects.filter(
+        strategy_id=strategy_id, fill__filled_at__gte=since, fill__filled_at__lte=until
+    ).values_list("amount", flat=True)
+    with decimal.localcontext() as exact:
+        exact.prec = 60
+        return decimal_text(sum((Decimal(a) for a in amounts), Decimal(0)))

@@ -12,7 +12,7 @@ from governance import engine
 from governance.models import Decision, ForceRequest, Proposal, TradingState
 from governance.selectors.controls import breakers_blocking, pause_reason
 from ledger.models import Position
-from ledger.selectors import realized_loss_inputs
+from ledger.selectors import realized_loss_inputs, realized_pnl_between
 
 # Proposals whose approved quantity may still reach the market: it counts against caps.
 RESERVING_STATUSES = (
@@ -55,8 +55,9 @@ def reserved_rows() -> list[tuple]:
     return _reserved(exclude_id=None)
 
 
-def decision_context(*, proposal: Proposal, trading_state: str, trading_reason: str) -> dict:
-    """Everything outside the proposal that the rules look at, as plain data.
+def decision_context(*, proposal: Proposal, trading_state: str, trading_reason: str, rules: dict | None = None) -> dict:
+    """Everything outside the proposal that the rules look at, as plain data. Under `rules`
+    that scale allocations by PnL, it also carries the strategy's trailing realized PnL.
 
     `proposal` comes with its strategy and instrument as read under the trading-state lock:
     their pauses are part of the context, so a replay sees exactly what was decided on."""
@@ -105,7 +106,15 @@ def decision_context(*, proposal: Proposal, trading_state: str, trading_reason: 
         .filter(Q(received_at__lt=proposal.received_at) | Q(received_at=proposal.received_at, id__lt=proposal.id))
         .count()
     )
+    allocation = {}
+    if rules and rules.get("allocation_policy") == "pnl_scaled":
+        allocation["trailing_pnl"] = realized_pnl_between(
+            strategy_id=strategy_id,
+            since=proposal.received_at - timedelta(days=int(rules["allocation_window_days"])),
+            until=proposal.received_at,
+        )
     return {
+        **allocation,
         # trading_enabled stays for readers of stored contexts; trading_state decides.
         "trading_enabled": trading_state == TradingState.State.ENABLED,
         "trading_reason": trading_reason,

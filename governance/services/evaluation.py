@@ -39,7 +39,9 @@ def proposal_evaluate(*, proposal_id) -> Decision | None:
             return None  # nothing published: stays pending and visible; the sweeper retries
         inputs = {
             "proposal": proposal_engine_input(proposal=proposal),
-            "context": decision_context(proposal=proposal, trading_state=state.state, trading_reason=state.reason),
+            "context": decision_context(
+                proposal=proposal, trading_state=state.state, trading_reason=state.reason, rules=ruleset.params
+            ),
             "rules": ruleset.params,
         }
         if settings.CHRONOSX_EVALUATION_DELAY_SECONDS:
