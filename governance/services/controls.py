@@ -7,10 +7,21 @@ from django.db.models import F
 from django.utils import timezone
 
 from chronosx import pipeline
-from governance.models import CircuitBreaker, Instrument, Proposal, Strategy, TradingState, VenueHealth
 from governance import engine
+from governance.models import (
+    CircuitBreaker,
+    Instrument,
+    Proposal,
+    Strategy,
+    TradingState,
+    VenueHealth,
+)
 from governance.selectors.context import decision_context_losses
-from governance.selectors.controls import LOSS_BREAKERS, breakers_blocking, ruleset_current
+from governance.selectors.controls import (
+    LOSS_BREAKERS,
+    breakers_blocking,
+    ruleset_current,
+)
 from ledger.services import audit_record
 
 T = TradingState.State

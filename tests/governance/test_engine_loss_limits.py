@@ -8,7 +8,14 @@ import pytest
 
 from governance.engine import CHECK_ORDER, CHECK_ORDER_BEFORE_LOSS_LIMITS, evaluate
 from tests.builders import CONTRACT_ORDER, CONTRACT_ORDER_BEFORE_LOSS_LIMITS
-from tests.governance.test_engine import CONTEXT, PROPOSAL, RULES, assert_only_failure, check, decide
+from tests.governance.test_engine import (
+    CONTEXT,
+    PROPOSAL,
+    RULES,
+    assert_only_failure,
+    check,
+    decide,
+)
 
 FULL = {"mode": "full"}
 NO_LOSSES = {

@@ -8,9 +8,15 @@ from django.core.management import CommandError, call_command
 
 from governance import engine
 from governance.models import CircuitBreaker, TradingState
-from governance.selectors.controls import breakers_blocking
-from governance.services.controls import FourEyesRequired, breaker_reset, loss_breaker_trip, loss_breakers_enforce, trading_enable
 from governance.roles import PermissionDenied
+from governance.selectors.controls import breakers_blocking
+from governance.services.controls import (
+    FourEyesRequired,
+    breaker_reset,
+    loss_breaker_trip,
+    loss_breakers_enforce,
+    trading_enable,
+)
 from ledger.models import AuditEvent
 from tests.builders import staff_member
 

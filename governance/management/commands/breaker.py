@@ -5,7 +5,6 @@ from governance.models import CircuitBreaker
 from governance.roles import APPROVE_RULESET, RESET_BREAKER, TRIP_BREAKER, command_actor
 from governance.selectors.controls import LOSS_BREAKERS
 from governance.services.controls import (
-    FourEyesRequired,
     breaker_reset,
     breaker_trip,
     loss_breaker_reset_approve,
