@@ -586,7 +586,11 @@ class CircuitBreakerAdmin(GuardedAdmin):
             if breaker.tripped == (verb == "trip"):
                 self.message_user(request, f"{breaker.name}: already {done}.", level=messages.WARNING)
                 continue
-            change(name=breaker.name, actor=actor_of(request), reason=reason)
+            try:
+                change(name=breaker.name, actor=actor_of(request), reason=reason)
+            except ValueError as exc:  # a loss-limit breaker: its reset takes four eyes
+                self.message_user(request, f"{breaker.name}: {exc}", level=messages.ERROR)
+                continue
             self.message_user(request, f"{breaker.name}: {done} ({reason}).")
         return None
 

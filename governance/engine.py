@@ -88,7 +88,7 @@ class Ruleset:
     """
 
     params: dict  # a copy of the params it was compiled from, never handed out
-    _assets: dict = field(default_factory=dict)  # (symbol with limits, param) -> Limit
+    _assets: dict = field(default_factory=dict)  # (symbol with limits, param), or a loss-limit param -> Limit
     _budgets: dict = field(default_factory=dict)  # strategy with its own budget, or None -> Limit
 
     @cached_property
@@ -114,6 +114,13 @@ class Ruleset:
     @cached_property
     def max_gross_exposure(self) -> Limit:
         return _limit(self.params["max_gross_exposure"])
+
+    def loss_limit(self, param: str) -> Limit:
+        """A loss limit of the ruleset (a positive amount of quote currency)."""
+        limit = self._assets.get(param)
+        if limit is None:
+            limit = self._assets[param] = _limit(self.params[param])
+        return limit
 
     def asset_limit(self, symbol: str, param: str) -> Limit:
         """params["assets"][symbol][param]; no room at all for a symbol without limits."""
@@ -218,7 +225,10 @@ def evaluate(*, proposal: dict, context: dict, rules: dict) -> dict:
       {enabled, min_quantity, quantity_step}, position_quantity (signed, this
       strategy and instrument, reserved included), closable_quantity,
       asset_exposure, strategy_exposure, gross_exposure, open_positions,
-      has_open_position, proposals_last_minute.
+      has_open_position, proposals_last_minute; for the post-ALPHA checks (absent from
+      old contexts, read as no realized PnL): realized_today {strategy, asset,
+      portfolio}, drawdown {strategy, portfolio} (realized PnL since the high-water
+      mark, <= 0), loss_streak {count, ended_at} (this strategy and instrument).
     rules: a published ruleset's params.
     """
     ruleset = compiled(rules)
@@ -248,7 +258,7 @@ def _decide(proposal: dict, context: dict, rules: dict, ruleset: Ruleset) -> dic
         position=d(context["position_quantity"]),
         asset_limits=rules["assets"].get(proposal["symbol"]),
     )
-    checks, failed = _apply(facts, RULES)
+    checks, failed = _apply(facts, rules_for(rules))
     if not failed:
         return {"outcome": "approve", "approved_quantity": proposal["quantity"], "checks": checks}
     smaller = _smaller_quantity(facts, failed)
@@ -428,17 +438,49 @@ def _asset_exposure_cap(facts: Facts) -> Decimal:
     return _exposure_cap(facts, d(facts.context["asset_exposure"]), maximum)
 
 
+def _budget(facts: Facts) -> Limit:
+    """The strategy's budget: allocated from the portfolio risk budget under an allocation
+    policy, else its own or the default one (rulesets without a policy have only these)."""
+    strategy = facts.proposal["strategy"]
+    if facts.rules.get("allocation_policy", "none") == "none":
+        return facts.ruleset.strategy_budget(strategy)
+    return _limit(allocated_budgets(facts.rules, {strategy: (facts.context.get("trailing_pnl") or "0")}).get(strategy, ZERO))
+
+
+def allocation_weights(text: str) -> dict[str, Decimal]:
+    """`allocation_weights` (SLUG=WEIGHT,…) as {slug: weight}."""
+    return {slug: d(weight) for slug, weight in (item.split("=") for item in text.split(",") if item)}
+
+
+def allocated_budgets(rules: dict, trailing_pnl: dict | None = None) -> dict[str, Decimal]:
+    """Each weighted strategy's budget under the ruleset's allocation policy: its weight of
+    portfolio_risk_budget (fixed); under pnl_scaled that share times 1 + its realized PnL over
+    the trailing window / the share, held within [allocation_scale_min, allocation_scale_max].
+    Rounded down to the cent. {} without a policy."""
+    policy = rules.get("allocation_policy", "none")
+    if policy == "none":
+        return {}
+    total, pnl = d(rules["portfolio_risk_budget"]), trailing_pnl or {}
+    low, high = d(rules["allocation_scale_min"]), d(rules["allocation_scale_max"])
+    budgets = {}
+    for slug, weight in allocation_weights(rules["allocation_weights"]).items():
+        share = CONTEXT.multiply(total, weight)
+        if policy == "pnl_scaled" and share > 0:
+            factor = min(max(CONTEXT.add(1, CONTEXT.divide(d(pnl.get(slug, "0")), share)), low), high)
+            share = CONTEXT.multiply(share, factor)
+        budgets[slug] = share.quantize(CENT, rounding=decimal.ROUND_FLOOR)
+    return budgets
+
+
 def _strategy_budget(facts: Facts) -> Verdict:
     if facts.is_close:
         return RELEASES_EXPOSURE
     strategy = facts.proposal["strategy"]
-    budget = facts.ruleset.strategy_budget(strategy)
-    return _exposure(facts, f"strategy {strategy} exposure", d(facts.context["strategy_exposure"]), budget)
+    return _exposure(facts, f"strategy {strategy} exposure", d(facts.context["strategy_exposure"]), _budget(facts))
 
 
 def _strategy_budget_cap(facts: Facts) -> Decimal:
-    budget = facts.ruleset.strategy_budget(facts.proposal["strategy"])
-    return _exposure_cap(facts, d(facts.context["strategy_exposure"]), budget)
+    return _exposure_cap(facts, d(facts.context["strategy_exposure"]), _budget(facts))
 
 
 def _portfolio_exposure(facts: Facts) -> Verdict:
@@ -475,6 +517,117 @@ def _order_rate(facts: Facts) -> Verdict:
     return recent < maximum, f"{recent} proposals from this strategy in the last minute; maximum {maximum}"
 
 
+# --- post-ALPHA risk: realized losses ---------------------------------------------------
+#
+# Their inputs are realized PnL, which stays exactly 0 in ALPHA (exits are disabled), and
+# they never block a close: a loss limit must not trap a position. They decide only under
+# a ruleset that carries the loss-limit params (every one published since they exist); a
+# ruleset published before them decides with the fifteen checks it always had.
+
+LOSS_LIMIT_PARAMS = (
+    "max_daily_loss_strategy",
+    "max_daily_loss_asset",
+    "max_daily_loss_portfolio",
+    "max_drawdown_strategy",
+    "max_drawdown_portfolio",
+    "loss_cooldown_losses",
+    "loss_cooldown_minutes",
+)
+ALPHA_NO_LOSSES = (True, "realized-only: no realized losses in ALPHA")
+
+
+def has_loss_limits(rules: dict) -> bool:
+    """Whether these params decide the post-ALPHA checks (absent from rulesets published before them)."""
+    return "max_daily_loss_portfolio" in rules
+
+
+def _loss_exempt(facts: Facts, what: str) -> Verdict | None:
+    """The verdict of a post-ALPHA check that does not look at the losses, or None when it must."""
+    if facts.rules["mode"] == "alpha":
+        return ALPHA_NO_LOSSES
+    if facts.is_close:
+        return True, f"a close is never blocked by {what}"
+    return None
+
+
+def _within_loss(label: str, pnl: Decimal, limit: Limit) -> tuple[bool, str]:
+    """A realized PnL against a loss limit: it passes while the loss is at most the limit."""
+    ok = -pnl <= limit.value
+    return ok, f"{label} {fmt(pnl)} {'>=' if ok else '<'} -{limit.text}"
+
+
+def _daily_loss(facts: Facts) -> Verdict:
+    exempt = _loss_exempt(facts, "the daily loss limit")
+    if exempt is not None:
+        return exempt
+    today = facts.context.get("realized_today") or {}
+    ruleset = facts.ruleset
+    parts = (
+        (f"strategy {facts.proposal['strategy']}", today.get("strategy", "0"), ruleset.loss_limit("max_daily_loss_strategy")),
+        (facts.proposal["symbol"], today.get("asset", "0"), ruleset.loss_limit("max_daily_loss_asset")),
+        ("portfolio", today.get("portfolio", "0"), ruleset.loss_limit("max_daily_loss_portfolio")),
+    )
+    return _all_within("realized PnL today", parts)
+
+
+def _drawdown(facts: Facts) -> Verdict:
+    exempt = _loss_exempt(facts, "the drawdown limit")
+    if exempt is not None:
+        return exempt
+    drawdown = facts.context.get("drawdown") or {}
+    ruleset = facts.ruleset
+    parts = (
+        (f"strategy {facts.proposal['strategy']}", drawdown.get("strategy", "0"), ruleset.loss_limit("max_drawdown_strategy")),
+        ("portfolio", drawdown.get("portfolio", "0"), ruleset.loss_limit("max_drawdown_portfolio")),
+    )
+    return _all_within("realized PnL since high-water mark", parts)
+
+
+def _all_within(label: str, parts) -> Verdict:
+    ok, details = True, []
+    for name, pnl, limit in parts:
+        passed, detail = _within_loss(name, d(pnl), limit)
+        ok = ok and passed
+        details.append(detail)
+    return ok, f"{label}: " + "; ".join(details)
+
+
+def _loss_cooldown(facts: Facts) -> Verdict:
+    exempt = _loss_exempt(facts, "a loss cooldown")
+    if exempt is not None:
+        return exempt
+    streak = facts.context.get("loss_streak") or {}
+    count, ended_at = int(streak.get("count", 0)), streak.get("ended_at")
+    losses, minutes = int(facts.rules["loss_cooldown_losses"]), int(facts.rules["loss_cooldown_minutes"])
+    where = f"{facts.proposal['strategy']} {facts.proposal['symbol']}"
+    if count < losses or not ended_at or minutes == 0:
+        return True, f"{count} consecutive losing closes on {where}; cooldown after {losses}"
+    until = datetime.fromisoformat(ended_at) + timedelta(minutes=minutes)
+    if datetime.fromisoformat(facts.proposal["received_at"]) < until:
+        return False, f"{count} consecutive losing closes on {where}; opens blocked until {until.isoformat()} ({minutes} min cooldown)"
+    return True, f"{count} consecutive losing closes on {where}; cooldown of {minutes} min ended {until.isoformat()}"
+
+
+# The breakers a portfolio loss past its limit trips (they make trading reduce-only).
+DAILY_LOSS_BREAKER, DRAWDOWN_BREAKER = "daily_loss_limit", "drawdown_limit"
+
+
+def loss_breakers_crossed(*, context: dict, rules: dict) -> list[tuple[str, str]]:
+    """(breaker, why) for each portfolio loss limit these inputs are past (FULL mode, a
+    ruleset with the loss limits). Exactly at a limit is not past it, as the checks say."""
+    if rules.get("mode") != "full" or not has_loss_limits(rules):
+        return []
+    crossed = []
+    for breaker, label, pnl, param in (
+        (DAILY_LOSS_BREAKER, "portfolio realized PnL today", (context.get("realized_today") or {}).get("portfolio", "0"), "max_daily_loss_portfolio"),
+        (DRAWDOWN_BREAKER, "portfolio realized PnL since high-water mark", (context.get("drawdown") or {}).get("portfolio", "0"), "max_drawdown_portfolio"),
+    ):
+        limit = d(rules[param])
+        if -d(pnl) > limit:
+            crossed.append((breaker, f"{label} {fmt(d(pnl))} < -{fmt(limit)}"))
+    return crossed
+
+
 RULES = (
     #    name                  check                 cap (quantity-bound only)  reviewer
     Rule("trading_enabled",    _trading_enabled,     None,                      "execution"),
@@ -492,9 +645,22 @@ RULES = (
     Rule("portfolio_exposure", _portfolio_exposure,  _portfolio_exposure_cap,   "portfolio"),
     Rule("max_open_positions", _max_open_positions,  None,                      "portfolio"),
     Rule("order_rate",         _order_rate,          None,                      "risk"),
+    Rule("daily_loss",         _daily_loss,          None,                      "risk"),
+    Rule("drawdown",           _drawdown,            None,                      "risk"),
+    Rule("loss_cooldown",      _loss_cooldown,       None,                      "risk"),
 )
+LOSS_RULES = ("daily_loss", "drawdown", "loss_cooldown")
+# The table as a ruleset published before the loss limits decides with it.
+RULES_BEFORE_LOSS_LIMITS = tuple(rule for rule in RULES if rule.name not in LOSS_RULES)
+
+
+def rules_for(rules: dict) -> tuple:
+    """The rules that decide under these params, in table order."""
+    return RULES if has_loss_limits(rules) else RULES_BEFORE_LOSS_LIMITS
+
 
 CHECK_ORDER = tuple(rule.name for rule in RULES)
+CHECK_ORDER_BEFORE_LOSS_LIMITS = tuple(rule.name for rule in RULES_BEFORE_LOSS_LIMITS)
 # Checks that a smaller quantity can satisfy: only these may lead to `modify`.
 QUANTITY_BOUND_RULES = tuple(rule for rule in RULES if rule.quantity_bound)
 QUANTITY_BOUND = tuple(rule.name for rule in QUANTITY_BOUND_RULES)

@@ -266,6 +266,11 @@ class CircuitBreaker(models.Model):
     reason = models.CharField(max_length=500, blank=True)
     since = models.DateTimeField(null=True, blank=True)
     changed_by = models.CharField(max_length=150, blank=True)
+    # A loss-limit breaker (daily_loss_limit, drawdown_limit) is reset under four eyes: one
+    # staff user asks, a risk officer other than them approves. The pending request:
+    reset_requested_by = models.CharField(max_length=150, blank=True)
+    reset_requested_at = models.DateTimeField(null=True, blank=True)
+    reset_request_reason = models.CharField(max_length=500, blank=True)
 
     class Meta:
         permissions = [("trip_breaker", "Trip a circuit breaker"), ("reset_breaker", "Reset a circuit breaker")]

@@ -142,8 +142,8 @@ def _risk_review(*, proposal, decision, force=None):
 
 def _portfolio_review(*, proposal, decision, force=None):
     """Exposure re-read from the ledger now, with the approved quantity added."""
-    context = decision_context(proposal=proposal, trading_state=TradingState.State.ENABLED, trading_reason="")
     rules = decision.inputs["rules"]
+    context = decision_context(proposal=proposal, trading_state=TradingState.State.ENABLED, trading_reason="", rules=rules)
     checks = engine.evaluate(proposal=_sized(decision, force), context=context, rules=rules)["checks"]
     failed = _failed(Node.PORTFOLIO, checks, force, rules)
     if failed:

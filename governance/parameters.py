@@ -19,6 +19,19 @@ Allowed ranges (inclusive unless marked open):
     quorum_required           2 or 3 (of the three MPC nodes: never a single vote)
     vote_timeout_seconds      (0 .. 300]
     mode                      alpha or full
+    max_daily_loss_strategy   0 .. 10^15  (loss of realized PnL today, UTC, per strategy)
+    max_daily_loss_asset      0 .. 10^15  (the same, per asset, all strategies)
+    max_daily_loss_portfolio  0 .. 10^15  (the same, the whole portfolio)
+    max_drawdown_strategy     0 .. 10^15  (realized PnL below its high-water mark, per strategy)
+    max_drawdown_portfolio    0 .. 10^15  (the same, the whole portfolio)
+    loss_cooldown_losses      integer 1 .. 1000  (consecutive losing closes on a strategy
+                              and instrument that start a cooldown)
+    loss_cooldown_minutes     integer 0 .. 10080  (how long opens on it are then blocked; 0: never)
+    allocation_policy         none, fixed or pnl_scaled
+    portfolio_risk_budget     0 .. 10^15
+    allocation_weights        SLUG=WEIGHT,… each 0 < w <= 1, together at most 1
+    allocation_window_days    integer 1 .. 365
+    allocation_scale_min      0 .. 1;  allocation_scale_max  1 .. 10
     force_hard_rules          comma-separated rule names, each at most once, of those a
                               ruleset may mark (engine.FORCE_HARDENABLE); empty: none beyond
                               the controls (engine.NEVER_FORCED), which are hard always
@@ -37,7 +50,8 @@ from django.db import models
 from chronosx.fields import ExactDecimalField
 from governance.engine import FORCE_HARD_DEFAULT, FORCE_HARDENABLE
 
-DECIMAL, INTEGER, CHOICE, RULE_LIST = "decimal", "integer", "choice", "rule list"
+DECIMAL, INTEGER, CHOICE, RULE_LIST, WEIGHTS = "decimal", "integer", "choice", "rule list", "weights"
+WEIGHT_ITEM = re.compile(r"([a-z0-9_-]{1,64})=([0-9]{1,16}(\.[0-9]{1,18})?)")
 
 # Caps above this are typing mistakes; divided by a small price they would also leave the
 # engine's 50 significant digits.
@@ -63,6 +77,8 @@ class Parameter:
         """The allowed values, as an error message and the admin's help text say them."""
         if self.kind == CHOICE:
             return " or ".join(self.choices)
+        if self.kind == WEIGHTS:
+            return "comma-separated SLUG=WEIGHT, each strategy once, each weight 0 < w <= 1, together at most 1; or nothing"
         if self.kind == RULE_LIST:
             return f"comma-separated names, each at most once, of {', '.join(self.choices)}; or nothing"
         if self.kind == INTEGER and self.high is not None and int(self.high) - int(self.low) == 1:
@@ -81,6 +97,14 @@ class Parameter:
             text = raw if isinstance(raw, str) else "" if raw is None or isinstance(raw, bool) else str(raw)
         if self.kind == CHOICE:
             if text not in self.choices:
+                raise self.error(raw, name=name)
+            return text
+        if self.kind == WEIGHTS:
+            items = [WEIGHT_ITEM.fullmatch(item) for item in text.split(",")] if text else []
+            if not all(items):
+                raise self.error(raw, name=name)
+            weights = {m.group(1): Decimal(m.group(2)) for m in items}
+            if len(weights) != len(items) or not all(0 < w <= 1 for w in weights.values()) or sum(weights.values()) > 1:
                 raise self.error(raw, name=name)
             return text
         if self.kind == RULE_LIST:
@@ -117,6 +141,8 @@ class Parameter:
             return ExactDecimalField(default=self.default, help_text=help_text)
         if self.kind == INTEGER:
             return models.PositiveIntegerField(default=self.default, help_text=help_text)
+        if self.kind == WEIGHTS:
+            return models.CharField(max_length=1000, blank=True, default=self.default, help_text=help_text)
         if self.kind == RULE_LIST:
             return models.CharField(max_length=300, blank=True, default=self.default, help_text=help_text)
         return models.CharField(max_length=32, choices=[(c, c) for c in self.choices], default=self.default, help_text=help_text)
@@ -144,6 +170,26 @@ RULE_PARAMETERS = (
     integer("max_proposals_per_minute", 120, "Proposals per strategy per minute", 1, 1_000_000),
     integer("quorum_required", 2, "MPC approvals needed, of the three nodes", 2, 3),
     decimal("vote_timeout_seconds", "10", "Time the MPC nodes have to vote, seconds", 0, 300, low_open=True),
+    decimal("max_daily_loss_strategy", "2000", "Daily loss limit of a strategy: realized PnL today (UTC) may fall this far below 0, quote currency", 0),
+    decimal("max_daily_loss_asset", "5000", "Daily loss limit of an asset, all strategies, quote currency", 0),
+    decimal("max_daily_loss_portfolio", "10000", "Daily loss limit of the portfolio; crossing it trips daily_loss_limit (reduce-only), quote currency", 0),
+    decimal("max_drawdown_strategy", "5000", "Drawdown limit of a strategy: realized PnL below its high-water mark, quote currency", 0),
+    decimal("max_drawdown_portfolio", "20000", "Drawdown limit of the portfolio; crossing it trips drawdown_limit (reduce-only), quote currency", 0),
+    integer("loss_cooldown_losses", 3, "Consecutive losing closes on a strategy and instrument that start a cooldown", 1, 1000),
+    integer("loss_cooldown_minutes", 30, "Cooldown after those losses: opens on that strategy and instrument are blocked, minutes (0: no cooldown)", 0, 10080),
+    Parameter(
+        "allocation_policy",
+        CHOICE,
+        "none",
+        "Capital allocation: none (strategy budgets as set), fixed (portfolio_risk_budget split by allocation_weights) "
+        "or pnl_scaled (those weights scaled by each strategy's realized PnL over allocation_window_days, within bounds)",
+        choices=("none", "fixed", "pnl_scaled"),
+    ),
+    decimal("portfolio_risk_budget", "0", "The portfolio's risk budget that the allocation splits across strategies, quote currency", 0),
+    Parameter("allocation_weights", WEIGHTS, "", "Each strategy's weight of the portfolio risk budget, e.g. demo=0.6,trend=0.4"),
+    integer("allocation_window_days", 30, "Trailing window of realized PnL that scales the weights (pnl_scaled), days", 1, 365),
+    decimal("allocation_scale_min", "0.5", "Lowest factor a strategy's budget is scaled to (pnl_scaled)", 0, 1),
+    decimal("allocation_scale_max", "1.5", "Highest factor a strategy's budget is scaled to (pnl_scaled)", 1, 10),
     Parameter(
         "force_hard_rules",
         RULE_LIST,

@@ -5,7 +5,7 @@ from datetime import date
 from functools import wraps
 
 from django.contrib.auth.views import redirect_to_login
-from django.http import HttpResponseBadRequest, HttpResponseForbidden
+from django.http import HttpResponse, HttpResponseBadRequest, HttpResponseForbidden
 from django.shortcuts import render
 from django.urls import reverse
 from django.utils import timezone
@@ -123,7 +123,10 @@ def trading_action(request, action):
     if refusal:
         return refusal
     actor = f"dashboard:{request.user.get_username()}"
-    state = TRADING_ACTIONS[action](actor=actor, reason=request.POST["reason"])
+    try:
+        state = TRADING_ACTIONS[action](actor=actor, reason=request.POST["reason"])
+    except ValueError as exc:  # enabling while a loss-limit breaker is tripped
+        return HttpResponse(str(exc), status=409, content_type="text/plain")
     return render(
         request,
         "governance/partials/control_result.html",
@@ -171,7 +174,10 @@ def breaker_action(request, action):
     if tripped is None:
         return HttpResponseBadRequest(f"no circuit breaker named {name!r}", content_type="text/plain")
     actor = f"dashboard:{request.user.get_username()}"
-    breaker = change(name=name, actor=actor, reason=reason)
+    try:
+        breaker = change(name=name, actor=actor, reason=reason)
+    except ValueError as exc:  # a loss-limit breaker: its reset takes four eyes (breaker reset / approve-reset)
+        return HttpResponse(str(exc), status=409, content_type="text/plain")
     return render(
         request,
         "governance/partials/breaker_result.html",

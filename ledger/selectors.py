@@ -327,3 +327,66 @@ def execution_quality(*, strategies=None) -> dict:
                 "fees": {asset: decimal_text(v) for asset, v in sorted(a["fees"].items())},
             }
     return out
+
+
+# --- realized losses, for the post-ALPHA checks ------------------------------------------
+
+
+def realized_loss_inputs(*, strategy_id, instrument_id, day) -> dict:
+    """What the loss checks look at, from the realized PnL of closing fills (plain data):
+
+    realized_today: realized PnL of the UTC `day` for the strategy, the instrument (all
+      strategies) and the portfolio;
+    drawdown: realized PnL since its high-water mark (the highest cumulative realized PnL,
+      at least 0), for the strategy and the portfolio: 0 or negative;
+    loss_streak: consecutive losing closes (most recent first) on this strategy and
+      instrument, and when the most recent of them was filled (None without one).
+
+    In ALPHA nothing is ever closed, so every figure is 0."""
+    rows = RealizedPnl.objects.order_by("fill__filled_at", "id").values_list(
+        "strategy_id", "instrument_id", "date", "amount", "fill__filled_at"
+    )
+    with decimal.localcontext() as exact:
+        exact.prec = 60  # sums of exact amounts stay exact
+        return _realized_loss_fold(rows, strategy_id, instrument_id, day)
+
+
+def _realized_loss_fold(rows, strategy_id, instrument_id, day) -> dict:
+    today = {"strategy": Decimal(0), "asset": Decimal(0), "portfolio": Decimal(0)}
+    cumulative = {"strategy": Decimal(0), "portfolio": Decimal(0)}
+    high = {"strategy": Decimal(0), "portfolio": Decimal(0)}
+    streak, ended_at = 0, None
+    for r_strategy, r_instrument, r_date, amount, filled_at in rows:
+        amount = Decimal(amount)
+        mine = r_strategy == strategy_id
+        if r_date == day:
+            today["portfolio"] += amount
+            if mine:
+                today["strategy"] += amount
+            if r_instrument == instrument_id:
+                today["asset"] += amount
+        cumulative["portfolio"] += amount
+        high["portfolio"] = max(high["portfolio"], cumulative["portfolio"])
+        if mine:
+            cumulative["strategy"] += amount
+            high["strategy"] = max(high["strategy"], cumulative["strategy"])
+            if r_instrument == instrument_id:
+                if amount < 0:
+                    streak, ended_at = streak + 1, filled_at
+                else:
+                    streak, ended_at = 0, None
+    return {
+        "realized_today": {key: decimal_text(value) for key, value in today.items()},
+        "drawdown": {key: decimal_text(cumulative[key] - high[key]) for key in cumulative},
+        "loss_streak": {"count": streak, "ended_at": ended_at.isoformat() if ended_at else None},
+    }
+
+
+def realized_pnl_between(*, strategy_id, since, until) -> str:
+    """A strategy's realized PnL from closing fills filled in [since, until], as text."""
+    amounts = RealizedPnl.objects.filter(
+        strategy_id=strategy_id, fill__filled_at__gte=since, fill__filled_at__lte=until
+    ).values_list("amount", flat=True)
+    with decimal.localcontext() as exact:
+        exact.prec = 60
+        return decimal_text(sum((Decimal(a) for a in amounts), Decimal(0)))

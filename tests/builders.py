@@ -44,7 +44,13 @@ CONTRACT_ORDER = (
     "portfolio_exposure",
     "max_open_positions",
     "order_rate",
+    "daily_loss",
+    "drawdown",
+    "loss_cooldown",
 )
+# A ruleset published before the loss limits (and every decision made under one, as the
+# golden file records them) decides with the first fifteen.
+CONTRACT_ORDER_BEFORE_LOSS_LIMITS = CONTRACT_ORDER[:15]
 CONTRACT_QUANTITY_BOUND = ("max_order_notional", "max_position", "asset_exposure", "strategy_budget", "portfolio_exposure")
 
 # --- the demo installation ------------------------------------------------------------

@@ -16,6 +16,7 @@ from exchange.services.breakers import reconciliation_mismatch, venue_call
 from exchange.venues import VenueOrder, VenueOrderNotFound, VenueUnavailable, venue_for
 from exchange.venues.base import plain
 from governance.models import Proposal
+from governance.services import controls
 from governance.services.proposals import proposal_transition
 from ledger.services import LedgerError, audit_record, fill_record
 
@@ -171,6 +172,10 @@ def order_apply(*, order_id, state: VenueOrder | None, fills: list | None) -> Or
             )
             fills = None  # the order cannot become final until an operator settles it
             break
+    if fills and order.proposal.intent == Proposal.Intent.CLOSE:
+        # A close realizes PnL: a portfolio loss now past its limit trips its breaker
+        # (trading becomes reduce-only), on the UTC day of the last fill.
+        controls.loss_limits_enforce_now(actor=ACTOR, at=max(fill.filled_at for fill in fills))
     ledger_filled, average = selectors.order_ledger_totals(order=order)
     if average is not None:
         average = plain(average.quantize(Decimal("1E-12")))

@@ -4,17 +4,19 @@ carry over; strategies and instruments can be paused."""
 from django.db import migrations, models
 
 
+# Through the connection being migrated (`migrate --database owner`): the runtime role's
+# connection would wait for ever on the locks this migration holds.
 def states_from_switch(apps, schema_editor):
-    TradingState = apps.get_model("governance", "TradingState")
-    TradingState.objects.filter(enabled=True).update(state="enabled")
-    TradingState.objects.filter(enabled=False).update(state="halted")
+    states = apps.get_model("governance", "TradingState").objects.using(schema_editor.connection.alias)
+    states.filter(enabled=True).update(state="enabled")
+    states.filter(enabled=False).update(state="halted")
 
 
 def switch_from_states(apps, schema_editor):
-    TradingState = apps.get_model("governance", "TradingState")
+    states = apps.get_model("governance", "TradingState").objects.using(schema_editor.connection.alias)
     # Going back, only fully enabled trading stays on: reduce-only becomes a halt.
-    TradingState.objects.update(enabled=False)
-    TradingState.objects.filter(state="enabled").update(enabled=True)
+    states.update(enabled=False)
+    states.filter(state="enabled").update(enabled=True)
 
 
 class Migration(migrations.Migration):

@@ -3,14 +3,16 @@
 It is stored with every decision (`inputs.context`), so a replay never reads the database."""
 
 from datetime import timedelta
+from datetime import timezone as dt_timezone
 from decimal import Decimal
 
 from django.db.models import Q
 
 from governance import engine
 from governance.models import Decision, ForceRequest, Proposal, TradingState
-from governance.selectors.controls import breakers_tripped, pause_reason
+from governance.selectors.controls import breakers_blocking, pause_reason
 from ledger.models import Position
+from ledger.selectors import realized_loss_inputs, realized_pnl_between
 
 # Proposals whose approved quantity may still reach the market: it counts against caps.
 RESERVING_STATUSES = (
@@ -53,8 +55,9 @@ def reserved_rows() -> list[tuple]:
     return _reserved(exclude_id=None)
 
 
-def decision_context(*, proposal: Proposal, trading_state: str, trading_reason: str) -> dict:
-    """Everything outside the proposal that the rules look at, as plain data.
+def decision_context(*, proposal: Proposal, trading_state: str, trading_reason: str, rules: dict | None = None) -> dict:
+    """Everything outside the proposal that the rules look at, as plain data. Under `rules`
+    that scale allocations by PnL, it also carries the strategy's trailing realized PnL.
 
     `proposal` comes with its strategy and instrument as read under the trading-state lock:
     their pauses are part of the context, so a replay sees exactly what was decided on."""
@@ -103,14 +106,22 @@ def decision_context(*, proposal: Proposal, trading_state: str, trading_reason: 
         .filter(Q(received_at__lt=proposal.received_at) | Q(received_at=proposal.received_at, id__lt=proposal.id))
         .count()
     )
+    allocation = {}
+    if rules and rules.get("allocation_policy") == "pnl_scaled":
+        allocation["trailing_pnl"] = realized_pnl_between(
+            strategy_id=strategy_id,
+            since=proposal.received_at - timedelta(days=int(rules["allocation_window_days"])),
+            until=proposal.received_at,
+        )
     return {
+        **allocation,
         # trading_enabled stays for readers of stored contexts; trading_state decides.
         "trading_enabled": trading_state == TradingState.State.ENABLED,
         "trading_reason": trading_reason,
         "trading_state": trading_state,
         "strategy_paused": pause_reason(proposal.strategy),
         "instrument_paused": pause_reason(proposal.instrument),
-        "tripped_breakers": breakers_tripped(),
+        "tripped_breakers": breakers_blocking(),
         "instrument": {
             "enabled": instrument.enabled,
             "min_quantity": str(instrument.min_quantity),
@@ -124,4 +135,17 @@ def decision_context(*, proposal: Proposal, trading_state: str, trading_reason: 
         "open_positions": len(open_keys),
         "has_open_position": (strategy_id, instrument_id) in open_keys,
         "proposals_last_minute": recent,
+        # The post-ALPHA loss checks' inputs: realized PnL today (the UTC day the proposal
+        # was received), since the high-water marks, and the losing streak here.
+        **realized_loss_inputs(
+            strategy_id=strategy_id,
+            instrument_id=instrument_id,
+            day=proposal.received_at.astimezone(dt_timezone.utc).date(),
+        ),
     }
+
+
+def decision_context_losses(*, day) -> dict:
+    """The portfolio's realized-loss inputs of the UTC day of `day` (a datetime), as a
+    decision context carries them (the strategy and asset parts are not asked for)."""
+    return realized_loss_inputs(strategy_id=None, instrument_id=None, day=day.astimezone(dt_timezone.utc).date())

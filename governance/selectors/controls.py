@@ -3,6 +3,7 @@
 
 from django.utils import timezone
 
+from governance import engine
 from governance.models import (
     QUORUM_DEFAULT,
     CircuitBreaker,
@@ -15,6 +16,9 @@ from governance.models import (
 # A venue health record older than this says nothing about the venue now (the router
 # probes every few seconds while it runs).
 VENUE_HEALTH_FRESH_SECONDS = 15
+# The loss-limit breakers: tripped, they set trading to reduce-only rather than stop
+# everything, so positions can still be closed; resetting one takes four eyes.
+LOSS_BREAKERS = (engine.DAILY_LOSS_BREAKER, engine.DRAWDOWN_BREAKER)
 
 
 def ruleset_current() -> Ruleset | None:
@@ -49,6 +53,12 @@ def breakers_tripped() -> list[str]:
     return list(CircuitBreaker.objects.filter(tripped=True).order_by("name").values_list("name", flat=True))
 
 
+def breakers_blocking() -> list[str]:
+    """The tripped breakers that stop every order (the `circuit_breaker` check, routing): all
+    but the loss-limit ones, which act through the reduce-only trading state they set."""
+    return [name for name in breakers_tripped() if name not in LOSS_BREAKERS]
+
+
 def venue_health_latest(*, now=None) -> tuple[bool, str]:
     """(healthy, detail) of the venue the router last probed, from the router's record."""
     now = now or timezone.now()
@@ -79,6 +89,6 @@ def controls_context_now(*, context: dict, proposal) -> dict:
         "trading_state": state.state,
         "strategy_paused": pause_reason(proposal.strategy),
         "instrument_paused": pause_reason(proposal.instrument),
-        "tripped_breakers": breakers_tripped(),
+        "tripped_breakers": breakers_blocking(),
         "instrument": {**context["instrument"], "enabled": proposal.instrument.enabled},
     }

@@ -7,8 +7,21 @@ from django.db.models import F
 from django.utils import timezone
 
 from chronosx import pipeline
-from governance.models import CircuitBreaker, Instrument, Proposal, Strategy, TradingState, VenueHealth
-from governance.selectors.controls import breakers_tripped
+from governance import engine
+from governance.models import (
+    CircuitBreaker,
+    Instrument,
+    Proposal,
+    Strategy,
+    TradingState,
+    VenueHealth,
+)
+from governance.selectors.context import decision_context_losses
+from governance.selectors.controls import (
+    LOSS_BREAKERS,
+    breakers_blocking,
+    ruleset_current,
+)
 from governance.services.alerts import BREAKER_TRIPPED, TRADING_STATE, alert_raise
 from ledger.services import audit_record
 
@@ -39,6 +52,10 @@ def trading_set(*, state: str, actor: str, reason: str, kill: bool = False) -> T
         raise ValueError("the kill switch halts trading")
     reason = _reason_required(reason)
     row = trading_state_locked()
+    if state == T.ENABLED:
+        held = list(CircuitBreaker.objects.filter(name__in=LOSS_BREAKERS, tripped=True).values_list("name", flat=True))
+        if held:
+            raise ValueError(f"loss-limit breaker tripped: {', '.join(sorted(held))}; its reset (four eyes) comes first")
     previous = row.state
     row.state, row.reason, row.changed_by, row.changed_at = state, reason, actor, timezone.now()
     row.save()
@@ -114,7 +131,7 @@ def routing_refusal_locked(*, proposal: Proposal | None = None) -> str | None:
         instrument = Instrument.objects.filter(pk=proposal.instrument_id, paused=True).values_list("symbol", "pause_reason").first()
         if instrument:
             return "instrument {} is paused: {}".format(*instrument)
-    tripped = breakers_tripped()
+    tripped = breakers_blocking()
     if tripped:
         return "circuit breaker tripped: " + ", ".join(tripped)
     return None
@@ -139,6 +156,10 @@ def breaker_trip(*, name: str, actor: str, reason: str) -> CircuitBreaker:
 @transaction.atomic
 def breaker_reset(*, name: str, actor: str, reason: str) -> CircuitBreaker:
     breaker = CircuitBreaker.objects.select_for_update().get(name=name)
+    if breaker.tripped and name in LOSS_BREAKERS:
+        raise FourEyesRequired(
+            f"four-eyes: {name} is reset by a request (breaker reset) and a risk officer's approval (breaker approve-reset)"
+        )
     if breaker.tripped:
         breaker.tripped, breaker.reason, breaker.since, breaker.changed_by = False, reason, timezone.now(), actor
         breaker.save()
@@ -177,3 +198,98 @@ def venue_call_failed(*, venue: str, summary: str) -> int:
 
 def venue_error_streak_reset(*, venue: str) -> None:
     _venue_row(venue).update(consecutive_errors=0)
+
+
+# --- the loss-limit breakers -------------------------------------------------------------
+
+
+class FourEyesRequired(ValueError):
+    """A change that one person alone may not make (the message says what it needs)."""
+
+
+@transaction.atomic(savepoint=False)  # part of the caller's transaction when there is one
+def loss_breaker_trip(*, name: str, actor: str, reason: str) -> CircuitBreaker:
+    """Trip a loss-limit breaker and set trading to reduce-only (not halted: closes still
+    pass), each audited; the trip's audit event carries `alert: true` for whoever watches
+    the trail. Halted trading stays halted. Idempotent: a tripped breaker is left alone."""
+    if name not in LOSS_BREAKERS:
+        raise ValueError(f"{name} is not a loss-limit breaker ({', '.join(LOSS_BREAKERS)})")
+    state = trading_state_locked()
+    breaker, _ = CircuitBreaker.objects.select_for_update().get_or_create(name=name)
+    if breaker.tripped:
+        return breaker
+    now = timezone.now()
+    breaker.tripped, breaker.reason, breaker.since, breaker.changed_by = True, reason[:500], now, actor
+    breaker.reset_requested_by, breaker.reset_requested_at, breaker.reset_request_reason = "", None, ""
+    breaker.save()
+    audit_record(
+        kind="breaker.tripped",
+        actor=actor,
+        payload={"breaker": name, "reason": breaker.reason, "trading": T.REDUCE_ONLY, "alert": True},
+    )
+    alert_raise(
+        kind=BREAKER_TRIPPED,
+        subject=f"Circuit breaker {name} tripped by {actor}: {breaker.reason}; trading is reduce-only",
+        actor=actor,
+        details={"breaker": name, "reason": breaker.reason, "user": actor, "trading": T.REDUCE_ONLY},
+    )
+    if state.state == T.ENABLED:
+        trading_set(state=T.REDUCE_ONLY, actor=actor, reason=f"{name} tripped: {breaker.reason}"[:500])
+    return breaker
+
+
+def loss_breakers_enforce(*, context: dict, rules: dict, actor: str) -> list[str]:
+    """Trip each loss-limit breaker whose portfolio limit these inputs are past (the engine
+    says which); the names tripped now."""
+    tripped = []
+    for name, why in engine.loss_breakers_crossed(context=context, rules=rules):
+        if not CircuitBreaker.objects.filter(name=name, tripped=True).exists():
+            loss_breaker_trip(name=name, actor=actor, reason=why)
+            tripped.append(name)
+    return tripped
+
+
+def loss_limits_enforce_now(*, actor: str, at) -> list[str]:
+    """After closing fills are booked: the portfolio's realized losses (on the UTC day of
+    `at`, and since the high-water mark) against the ruleset in force; trips the breakers
+    they are past."""
+    ruleset = ruleset_current()
+    if ruleset is None or not ruleset.params or not engine.has_loss_limits(ruleset.params):
+        return []
+    return loss_breakers_enforce(context=decision_context_losses(day=at), rules=ruleset.params, actor=actor)
+
+
+@transaction.atomic
+def loss_breaker_reset_request(*, name: str, user: str, reason: str) -> CircuitBreaker:
+    """Ask for a loss-limit breaker's reset (four eyes: another risk officer approves it)."""
+    reason = _reason_required(reason)
+    breaker = CircuitBreaker.objects.select_for_update().filter(name=name, tripped=True).first()
+    if breaker is None or name not in LOSS_BREAKERS:
+        raise ValueError(f"{name} is not a tripped loss-limit breaker")
+    breaker.reset_requested_by, breaker.reset_requested_at, breaker.reset_request_reason = user, timezone.now(), reason
+    breaker.save(update_fields=["reset_requested_by", "reset_requested_at", "reset_request_reason"])
+    audit_record(kind="breaker.reset_requested", actor=f"operator:{user}", payload={"breaker": name, "reason": reason})
+    return breaker
+
+
+@transaction.atomic
+def loss_breaker_reset_approve(*, name: str, user: str) -> CircuitBreaker:
+    """Approve a requested reset: `user` must be a risk officer other than who asked (the
+    caller checks the role). Trading stays reduce-only until an operator enables it."""
+    breaker = CircuitBreaker.objects.select_for_update().filter(name=name, tripped=True).first()
+    if breaker is None or name not in LOSS_BREAKERS:
+        raise ValueError(f"{name} is not a tripped loss-limit breaker")
+    if not breaker.reset_requested_by:
+        raise ValueError(f"no reset of {name} was requested (breaker reset {name} --reason TEXT --user U)")
+    if breaker.reset_requested_by == user:
+        raise FourEyesRequired(f"four-eyes: {user} requested this reset; a different risk officer must approve it")
+    requested_by, reason = breaker.reset_requested_by, breaker.reset_request_reason
+    breaker.tripped, breaker.reason, breaker.since, breaker.changed_by = False, reason, timezone.now(), f"operator:{user}"
+    breaker.reset_requested_by, breaker.reset_requested_at, breaker.reset_request_reason = "", None, ""
+    breaker.save()
+    audit_record(
+        kind="breaker.reset",
+        actor=f"operator:{user}",
+        payload={"breaker": name, "reason": reason, "requested_by": requested_by, "approved_by": user},
+    )
+    return breaker

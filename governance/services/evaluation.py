@@ -13,7 +13,7 @@ from governance.models import Decision, Proposal
 from governance.selectors.context import decision_context
 from governance.selectors.controls import ruleset_current
 from governance.selectors.proposals import proposal_engine_input
-from governance.services.controls import trading_state_locked
+from governance.services.controls import loss_breakers_enforce, trading_state_locked
 from governance.services.proposals import proposal_transition
 from governance.services.quorum import quorum_open
 from ledger.services import audit_record
@@ -40,7 +40,9 @@ def proposal_evaluate(*, proposal_id) -> Decision | None:
             return None  # nothing published: stays pending and visible; the sweeper retries
         inputs = {
             "proposal": proposal_engine_input(proposal=proposal),
-            "context": decision_context(proposal=proposal, trading_state=state.state, trading_reason=state.reason),
+            "context": decision_context(
+                proposal=proposal, trading_state=state.state, trading_reason=state.reason, rules=ruleset.params
+            ),
             "rules": ruleset.params,
         }
         if settings.CHRONOSX_EVALUATION_DELAY_SECONDS:
@@ -79,6 +81,8 @@ def proposal_evaluate(*, proposal_id) -> Decision | None:
             },
         )
         metrics.decision_made(outcome=decision.outcome, received_at=proposal.received_at, decided_at=decision.decided_at)
+        # A portfolio loss past its limit trips its breaker: trading becomes reduce-only.
+        loss_breakers_enforce(context=inputs["context"], rules=inputs["rules"], actor=ACTOR)
         if decision.outcome == Decision.Outcome.BLOCK:
             proposal_transition(proposal_id=proposal.id, to=Proposal.Status.BLOCKED, actor=ACTOR, reason="blocked by rules")
         else:

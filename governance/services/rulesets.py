@@ -16,6 +16,7 @@ from django.utils import timezone
 
 from chronosx.canonical import canonical_json, sha256_hex
 from chronosx.fields import ExactDecimalField
+from governance import engine
 from governance.models import AssetLimit, Instrument, Ruleset, Strategy, StrategyBudget
 from governance.parameters import (
     ASSET_PARAMETERS,
@@ -104,6 +105,10 @@ def params_flat(params: dict | None) -> dict:
 def params_diff(old: dict | None, new: dict) -> list[tuple[str, str, str]]:
     """(name, old, new) for each parameter whose text differs; `none` where one side has none."""
     before, after = params_flat(old), params_flat(new)
+    # What the allocation policy gives each strategy (before any scaling by PnL), derived.
+    for flat, params in ((before, old), (after, new)):
+        for slug, budget in sorted(engine.allocated_budgets(params or {}).items()):
+            flat[f"allocation.{slug}"] = engine.fmt(budget)
     names = list(after) + [name for name in before if name not in after]
     return [(n, before.get(n, "none"), after.get(n, "none")) for n in names if before.get(n, "none") != after.get(n, "none")]
 

@@ -59,6 +59,13 @@ RULES = {
     "vote_timeout_seconds": "10",
     "assets": {"BTCUSDT": {"max_position_quantity": "1", "max_exposure": "100000"}},
     "strategy_budgets": {"demo": "30000"},
+    "max_daily_loss_strategy": "2000",
+    "max_daily_loss_asset": "5000",
+    "max_daily_loss_portfolio": "10000",
+    "max_drawdown_strategy": "5000",
+    "max_drawdown_portfolio": "20000",
+    "loss_cooldown_losses": 3,
+    "loss_cooldown_minutes": 30,
 }
 
 
@@ -116,7 +123,7 @@ def test_the_engine_order_is_the_contract_order():
     ],
     ids=["approve", "modify", "block", "close"],
 )
-def test_every_decision_lists_all_fifteen_checks_in_contract_order(overrides):
+def test_every_decision_lists_all_eighteen_checks_in_contract_order(overrides):
     result = decide(**overrides)
     assert tuple(c["rule"] for c in result["checks"]) == CONTRACT_ORDER
     for c in result["checks"]:

@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 
 from governance.engine import CHECK_ORDER, QUANTITY_BOUND, evaluate, rules_reviewed_by
-from tests.builders import CONTRACT_ORDER, CONTRACT_QUANTITY_BOUND
+from tests.builders import CONTRACT_ORDER, CONTRACT_ORDER_BEFORE_LOSS_LIMITS, CONTRACT_QUANTITY_BOUND
 
 GOLDEN = json.loads(Path(__file__).with_name("engine_golden.json").read_text(encoding="utf-8"))
 PARTS = ("proposal", "context", "rules")
@@ -71,11 +71,12 @@ def test_the_recorded_corpus_reaches_every_outcome_and_fails_every_rule():
     """Guard against a vacuous comparison (a truncated or regenerated-empty file)."""
     cases = GOLDEN["cases"]
     assert len(cases) >= 2000
-    assert list(GOLDEN["check_order"]) == list(CONTRACT_ORDER)
+    # Recorded under rulesets published before the loss limits: the fifteen checks they decide with.
+    assert list(GOLDEN["check_order"]) == list(CONTRACT_ORDER_BEFORE_LOSS_LIMITS)
     decided = [recorded_output(case) for case in cases if isinstance(case["out"], list)]
     assert {d["outcome"] for d in decided} == {"approve", "modify", "block"}
     failing = {c["rule"] for d in decided for c in d["checks"] if not c["passed"]}
-    assert failing == set(CONTRACT_ORDER)
+    assert failing == set(CONTRACT_ORDER_BEFORE_LOSS_LIMITS)
     closes = [case for case in cases if recorded_inputs(case)["proposal"].get("intent") == "close"]
     assert {recorded_output(case)["outcome"] for case in closes} == {"approve", "block"}
 
@@ -89,7 +90,18 @@ def test_every_rule_is_reviewed_by_exactly_one_node():
     reviewed = {node: rules_reviewed_by(node) for node in ("execution", "risk", "portfolio")}
     assert reviewed == {
         "execution": ("trading_enabled", "circuit_breaker", "instrument_enabled"),
-        "risk": ("exits_enabled", "min_confidence", "signal_age", "slippage", "price_collar", "max_order_notional", "order_rate"),
+        "risk": (
+            "exits_enabled",
+            "min_confidence",
+            "signal_age",
+            "slippage",
+            "price_collar",
+            "max_order_notional",
+            "order_rate",
+            "daily_loss",
+            "drawdown",
+            "loss_cooldown",
+        ),
         "portfolio": ("max_position", "asset_exposure", "strategy_budget", "portfolio_exposure", "max_open_positions"),
     }
     everything = [rule for rules in reviewed.values() for rule in rules]

@@ -145,6 +145,24 @@ def engine_inputs(draw, *, sound=False):
         "assets": assets,
         "strategy_budgets": strategy_budgets,
     }
+    if draw(st.booleans()):
+        # A ruleset with the post-ALPHA loss limits (every one published since they exist),
+        # and a context with realized losses around them.
+        loss = lambda: text(-dec(draw(st.integers(0, 30_000)), 0))  # noqa: E731
+        rules.update(
+            max_daily_loss_strategy=str(draw(st.integers(0, 20_000))),
+            max_daily_loss_asset=str(draw(st.integers(0, 20_000))),
+            max_daily_loss_portfolio=str(draw(st.integers(0, 20_000))),
+            max_drawdown_strategy=str(draw(st.integers(0, 20_000))),
+            max_drawdown_portfolio=str(draw(st.integers(0, 20_000))),
+            loss_cooldown_losses=draw(st.integers(1, 5)),
+            loss_cooldown_minutes=draw(st.integers(0, 120)),
+        )
+        context.update(
+            realized_today={"strategy": loss(), "asset": loss(), "portfolio": loss()},
+            drawdown={"strategy": loss(), "portfolio": loss()},
+            loss_streak={"count": draw(st.integers(0, 6)), "ended_at": (received_at - timedelta(minutes=draw(st.integers(0, 180)))).isoformat()},
+        )
     return {"proposal": proposal, "context": context, "rules": rules}
 
 
@@ -175,9 +193,11 @@ def test_the_same_inputs_always_give_the_identical_decision(given_inputs):
 
 @SETTINGS
 @given(any_inputs)
-def test_every_decision_has_all_fifteen_checks_in_order_and_a_consistent_outcome(given_inputs):
+def test_every_decision_has_all_its_checks_in_order_and_a_consistent_outcome(given_inputs):
     result = evaluate(**given_inputs)
-    assert [c["rule"] for c in result["checks"]] == list(CHECK_ORDER)
+    # Eighteen under a ruleset with the loss limits, the first fifteen under one published before them.
+    expected = CHECK_ORDER if "max_daily_loss_portfolio" in given_inputs["rules"] else CHECK_ORDER[:15]
+    assert [c["rule"] for c in result["checks"]] == list(expected)
     assert result["outcome"] in ("approve", "modify", "block")
     if result["outcome"] == "block":
         assert result["approved_quantity"] is None

@@ -537,5 +537,5 @@ def test_force_hard_rules_refuses_anything_else_naming_the_parameter(value):
     assert refused.value.messages == [
         "force_hard_rules: must be comma-separated names, each at most once, of min_confidence, signal_age, slippage, "
         "price_collar, max_order_notional, max_position, asset_exposure, strategy_budget, portfolio_exposure, "
-        f"max_open_positions, order_rate; or nothing; got {value!r}"
+        f"max_open_positions, order_rate, daily_loss, drawdown, loss_cooldown; or nothing; got {value!r}"
     ]

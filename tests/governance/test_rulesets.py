@@ -97,6 +97,19 @@ BOUNDS = [
     ("quorum_required", ["2", "3"], ["1", "4", "0"]),
     ("vote_timeout_seconds", ["0.001", "300"], ["0", "300.001", "-1"]),
     ("mode", ["alpha", "full"], ["beta", "ALPHA", ""]),
+    ("max_daily_loss_strategy", ["0", "1000000000000000"], ["-0.01", "1000000000000000.01"]),
+    ("max_daily_loss_asset", ["0", "1000000000000000"], ["-1", "1000000000000001"]),
+    ("max_daily_loss_portfolio", ["0", "1000000000000000"], ["-0.000001", "1000000000000000.1"]),
+    ("max_drawdown_strategy", ["0", "1000000000000000"], ["-0.01", "1000000000000001"]),
+    ("max_drawdown_portfolio", ["0", "1000000000000000"], ["-1", "1000000000000000.01"]),
+    ("loss_cooldown_losses", ["1", "1000"], ["0", "1001", "1.5", "-1"]),
+    ("loss_cooldown_minutes", ["0", "10080"], ["-1", "10081", "0.5"]),
+    ("allocation_policy", ["none", "fixed", "pnl_scaled"], ["scaled", "FIXED", ""]),
+    ("portfolio_risk_budget", ["0", "1000000000000000"], ["-0.01", "1000000000000000.01"]),
+    ("allocation_weights", ["demo=1", "demo=0.6,trend=0.4"], ["demo=1.01", "demo=0.6,trend=0.41", "demo=0", "demo", "x=0.1,x=0.1"]),
+    ("allocation_window_days", ["1", "365"], ["0", "366"]),
+    ("allocation_scale_min", ["0", "1"], ["-0.01", "1.01"]),
+    ("allocation_scale_max", ["1", "10"], ["0.99", "10.01"]),
     (
         "force_hard_rules",
         ["order_rate", "max_order_notional,portfolio_exposure", "min_confidence,price_collar,asset_exposure"],
@@ -143,10 +156,23 @@ def test_the_allowed_ranges_read_as_documented():
         "max_proposals_per_minute": "an integer 1 <= x <= 1000000",
         "quorum_required": "2 or 3",
         "vote_timeout_seconds": "a decimal 0 < x <= 300",
+        "max_daily_loss_strategy": "a decimal 0 <= x <= 1000000000000000",
+        "max_daily_loss_asset": "a decimal 0 <= x <= 1000000000000000",
+        "max_daily_loss_portfolio": "a decimal 0 <= x <= 1000000000000000",
+        "max_drawdown_strategy": "a decimal 0 <= x <= 1000000000000000",
+        "max_drawdown_portfolio": "a decimal 0 <= x <= 1000000000000000",
+        "loss_cooldown_losses": "an integer 1 <= x <= 1000",
+        "loss_cooldown_minutes": "an integer 0 <= x <= 10080",
+        "allocation_policy": "none or fixed or pnl_scaled",
+        "portfolio_risk_budget": "a decimal 0 <= x <= 1000000000000000",
+        "allocation_weights": "comma-separated SLUG=WEIGHT, each strategy once, each weight 0 < w <= 1, together at most 1; or nothing",
+        "allocation_window_days": "an integer 1 <= x <= 365",
+        "allocation_scale_min": "a decimal 0 <= x <= 1",
+        "allocation_scale_max": "a decimal 1 <= x <= 10",
         "force_hard_rules": (
             "comma-separated names, each at most once, of min_confidence, signal_age, slippage, price_collar, "
             "max_order_notional, max_position, asset_exposure, strategy_budget, portfolio_exposure, "
-            "max_open_positions, order_rate; or nothing"
+            "max_open_positions, order_rate, daily_loss, drawdown, loss_cooldown; or nothing"
         ),
     }
 

@@ -56,6 +56,15 @@ class Command(BaseCommand):
         draft.max_gross_exposure = "2000000"
         draft.max_open_positions = 500
         draft.max_proposals_per_minute = 600
+        # Post-ALPHA loss limits (in ALPHA nothing is realized, so they pass): in FULL mode a
+        # strategy may lose 2% of its budget in a day, the portfolio 1% of its gross cap.
+        draft.max_daily_loss_strategy = "20000"
+        draft.max_daily_loss_asset = "20000"
+        draft.max_daily_loss_portfolio = "20000"
+        draft.max_drawdown_strategy = "50000"
+        draft.max_drawdown_portfolio = "100000"
+        draft.loss_cooldown_losses = 3
+        draft.loss_cooldown_minutes = 30
         draft.notes = "demo ruleset created by seed_demo"
         draft.save()
         for symbol, limits in ASSET_LIMITS.items():
