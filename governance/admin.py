@@ -141,19 +141,9 @@ class PausableAdmin(RiskConfigurationAdmin):
         form = ReasonForm(request.POST if "confirm" in request.POST else None)
         items = list(queryset.order_by("pk"))
         if not form.is_valid():
-            return TemplateResponse(
-                request,
-                "admin/governance/pause_reason.html",
-                {
-                    **self.admin_site.each_context(request),
-                    "title": f"{verb.capitalize()} {self.model._meta.verbose_name_plural}",
-                    "opts": self.model._meta,
-                    "verb": verb,
-                    "action": request.POST.get("action", verb),
-                    "items": items,
-                    "form": form,
-                    "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
-                },
+            return reason_page(
+                self, request, "admin/governance/pause_reason.html", form=form, selected=items, action=verb,
+                title=f"{verb.capitalize()} {self.model._meta.verbose_name_plural}", verb=verb,
             )
         reason, pausing = form.cleaned_data["reason"], verb == "pause"
         for item in items:
@@ -494,19 +484,9 @@ class TradingStateAdmin(GuardedAdmin):
         router cancels every resting order (the exchange's cancel stage)."""
         form = ReasonForm(request.POST if "confirm" in request.POST else None)
         if not form.is_valid():
-            return TemplateResponse(
-                request,
-                "admin/governance/tradingstate/kill.html",
-                {
-                    **self.admin_site.each_context(request),
-                    "title": "Kill switch",
-                    "opts": self.model._meta,
-                    "action": request.POST.get("action", "kill_switch"),
-                    "items": list(queryset),
-                    "state": TradingState.objects.filter(pk=1).first(),
-                    "form": form,
-                    "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
-                },
+            return reason_page(
+                self, request, "admin/governance/tradingstate/kill.html", form=form, selected=list(queryset),
+                action="kill_switch", title="Kill switch", state=TradingState.objects.filter(pk=1).first(),
             )
         state = controls.trading_kill(actor=actor_of(request), reason=form.cleaned_data["reason"])
         self.message_user(request, f"Kill switch: trading halted ({state.reason}); the router is cancelling every open order.")
@@ -515,6 +495,25 @@ class TradingStateAdmin(GuardedAdmin):
 
 class ReasonForm(forms.Form):
     reason = forms.CharField(max_length=500, widget=forms.Textarea(attrs={"rows": 3, "cols": 60}))
+
+
+def reason_page(model_admin, request, template, *, form, selected, action, title, **context) -> TemplateResponse:
+    """The page an admin action shows first (templates/admin/governance/reason_form.html): what it
+    will do to the selected objects, and the reason it asks for; its POST confirms the action."""
+    return TemplateResponse(
+        request,
+        template,
+        {
+            **model_admin.admin_site.each_context(request),
+            "title": title,
+            "opts": model_admin.model._meta,
+            "action": request.POST.get("action", action),
+            "selected": selected,
+            "form": form,
+            "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
+            **context,
+        },
+    )
 
 
 # Automatic trips are recorded under the tripping component's name (exchange:breakers);
@@ -567,19 +566,10 @@ class CircuitBreakerAdmin(GuardedAdmin):
         breaker that is not yet in that state, each through the audited service."""
         form = ReasonForm(request.POST if "confirm" in request.POST else None)
         if not form.is_valid():
-            return TemplateResponse(
-                request,
-                "admin/governance/circuitbreaker/reason.html",
-                {
-                    **self.admin_site.each_context(request),
-                    "title": f"{verb.capitalize()} circuit breakers",
-                    "opts": self.model._meta,
-                    "verb": verb,
-                    "action": request.POST.get("action", verb),
-                    "breakers": list(queryset.order_by("name")),
-                    "form": form,
-                    "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
-                },
+            return reason_page(
+                self, request, "admin/governance/circuitbreaker/reason.html", form=form,
+                selected=list(queryset.order_by("name")), action=verb, title=f"{verb.capitalize()} circuit breakers",
+                verb=verb,
             )
         reason, done = form.cleaned_data["reason"], "tripped" if verb == "trip" else "reset"
         for breaker in queryset.order_by("name"):
@@ -674,18 +664,10 @@ class ProposalAdmin(ReadOnlyAdmin):
         """First a page asking why; its POST (with `confirm`) then requests each, through the service."""
         form = ReasonForm(request.POST if "confirm" in request.POST else None)
         if not form.is_valid():
-            return TemplateResponse(
-                request,
-                "admin/governance/proposal/force_request.html",
-                {
-                    **self.admin_site.each_context(request),
-                    "title": "Request force-execute",
-                    "opts": self.model._meta,
-                    "action": request.POST.get("action", "request_force"),
-                    "proposals": list(queryset.select_related("decision", "instrument", "strategy")),
-                    "form": form,
-                    "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
-                },
+            return reason_page(
+                self, request, "admin/governance/proposal/force_request.html", form=form,
+                selected=list(queryset.select_related("decision", "instrument", "strategy")), action="request_force",
+                title="Request force-execute",
             )
         for proposal in queryset.order_by("received_at"):
             try:

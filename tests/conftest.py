@@ -104,6 +104,15 @@ def api(agent_token):
 
 
 @pytest.fixture
+def other_api(seeded):
+    """A second agent, bound only to strategy `other`."""
+    agent, token = make_agent(("other",))
+    client = client_for(token)
+    client.agent = agent
+    return client
+
+
+@pytest.fixture
 def staff_user(django_user_model, seeded):
     return django_user_model.objects.create_user(username="operator", password="op-pass-123", is_staff=True)
 

@@ -115,14 +115,15 @@ def _statuses(ids) -> dict:
     return dict(Proposal.objects.filter(id__in=ids).values_list("id", "status"))
 
 
-_watches: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _StatusWatch]" = weakref.WeakKeyDictionary()
-
-
-def _watch() -> _StatusWatch:
+def _for_this_loop(registry: weakref.WeakKeyDictionary, make):
+    """The one `make(loop)` of the running event loop (ASGI: one per process; WSGI: one per request)."""
     loop = asyncio.get_running_loop()
-    if loop not in _watches:
-        _watches[loop] = _StatusWatch(loop)
-    return _watches[loop]
+    if loop not in registry:
+        registry[loop] = make(loop)
+    return registry[loop]
+
+
+_watches: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _StatusWatch]" = weakref.WeakKeyDictionary()
 
 
 def _answer(view, request, *args, **kwargs):
@@ -149,7 +150,7 @@ async def _waiting(request, view, *args, **kwargs):
         return response
     if response.data.get("status") not in until:
         proposal_id = uuid.UUID(str(response.data["id"]))
-        await _watch().until(proposal_id, until, max(0.0, seconds - (time.monotonic() - started)))
+        await _for_this_loop(_watches, _StatusWatch).until(proposal_id, until, max(0.0, seconds - (time.monotonic() - started)))
         agent = response.renderer_context["request"].user
         response.data = await sync_to_async(_current)(agent, proposal_id)
     response["Preference-Applied"] = f"wait={seconds}"
@@ -235,15 +236,8 @@ def _events(low: int):
 _tails: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _EventTail]" = weakref.WeakKeyDictionary()
 
 
-def _tail() -> _EventTail:
-    loop = asyncio.get_running_loop()
-    if loop not in _tails:
-        _tails[loop] = _EventTail(loop)
-    return _tails[loop]
-
-
 async def _stream_async(cursor: int, strategies):
-    tail = _tail()
+    tail = _for_this_loop(_tails, _EventTail)
     stream = tail.open(cursor, strategies)
     try:
         yield ": stream open\n\n"

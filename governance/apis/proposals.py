@@ -98,6 +98,14 @@ class ProposalListCreateApi(APIView):
         return Response(ProposalSerializer(proposals, many=True).data)
 
 
+def proposal_uuid(text: str) -> uuid.UUID:
+    """A proposal id from the path; anything but a UUID is an unknown proposal (404)."""
+    try:
+        return uuid.UUID(text)
+    except ValueError:
+        raise exceptions.NotFound(f"no proposal {text}")
+
+
 def _bound_strategy(agent, slug):
     strategy = agent_bound_to(agent=agent, strategy_slug=slug)
     if strategy is None:
@@ -112,10 +120,7 @@ class ProposalDetailApi(APIView):
         summary="One proposal",
     )
     def get(self, request, proposal_id):
-        try:
-            proposal_id = uuid.UUID(proposal_id)
-        except ValueError:
-            raise exceptions.NotFound(f"no proposal {proposal_id}")
+        proposal_id = proposal_uuid(proposal_id)
         proposal = proposal_get(agent=request.user, proposal_id=proposal_id)
         if proposal is None:
             raise exceptions.NotFound(f"no proposal {proposal_id}")

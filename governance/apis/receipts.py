@@ -1,7 +1,5 @@
 """What an outside verifier needs: the nodes' public keys, and a proposal's signed receipt."""
 
-import uuid
-
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import exceptions, serializers
@@ -10,6 +8,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from governance import schema as oas
+from governance.apis.proposals import proposal_uuid
 from governance.models import NodeKey
 from governance.selectors.receipts import proposal_receipt
 
@@ -49,10 +48,7 @@ class ReceiptApi(APIView):
         summary="A signed decision receipt, verifiable offline with the node keys (404 until the quorum is met)",
     )
     def get(self, request, proposal_id):
-        try:
-            proposal_id = uuid.UUID(proposal_id)
-        except ValueError:
-            raise exceptions.NotFound(f"no proposal {proposal_id}")
+        proposal_id = proposal_uuid(proposal_id)
         receipt = proposal_receipt(agent=request.user, proposal_id=proposal_id)
         if receipt is None:
             raise exceptions.NotFound(f"no receipt for proposal {proposal_id}: unknown, or its quorum is not met")
