@@ -67,6 +67,12 @@ def order_transition(*, order_id, to: str, reason: str, only_from=None, fields=N
     allowed = {status for status, targets in ORDER_TRANSITIONS.items() if to in targets}
     if only_from is not None:
         allowed &= set(only_from)
+    if to in PROPOSAL_FOLLOWS:
+        # The proposal's row before the order's, the order a router claiming an order takes
+        # them in (sending._order_create_and_claim): the other way round, a router accepting its
+        # order and a second router claiming the same one deadlocked.
+        proposal_id = Order.objects.filter(id=order_id).values_list("proposal_id", flat=True).first()
+        Proposal.objects.select_for_update().filter(id=proposal_id).values_list("id", flat=True).first()
     order = Order.objects.select_for_update().filter(id=order_id).only("status", "client_order_id", "proposal_id").first()
     if order is None or order.status not in allowed:
         return False
