@@ -436,18 +436,20 @@ def exposure_split() -> ExposureSplit:
     return ExposureSplit(filled_asset, filled_strategy, filled_gross, reserved_asset, reserved_strategy, reserved_gross)
 
 
-def utilisation_status(*, ruleset) -> dict | None:
+def utilisation_status(*, ruleset, now: datetime | None = None) -> dict | None:
     """Exposure against the caps of the ruleset in force, as the engine counts it: notional at
-    entry price of what is filled, plus what approved orders still working reserve."""
+    entry price of what is filled, plus what approved orders still working reserve. A strategy's
+    cap is its budget as a decision made `now` would apply it (allocated, under a policy)."""
     if ruleset is None or not ruleset.params:
         return None
     params = ruleset.params
+    now = now or timezone.now()
     split = exposure_split()
     filled_asset, filled_strategy, filled_gross = split.filled_asset, split.filled_strategy, split.filled_gross
     reserved_asset, reserved_strategy, reserved_gross = split.reserved_asset, split.reserved_strategy, split.reserved_gross
     assets = params.get("assets") or {}
-    budgets = params.get("strategy_budgets") or {}
-    default_budget = _cap(params.get("default_strategy_budget"))
+    slugs = sorted(set(params.get("strategy_budgets") or {}) | set(allocation_weights(params)) | set(filled_strategy) | set(reserved_strategy))
+    budgets = strategy_budgets_now(params=params, slugs=slugs, now=now)
     return {
         "version": ruleset.version,
         "portfolio": _bar("gross", filled_gross, reserved_gross, _cap(params.get("max_gross_exposure"))),
@@ -457,10 +459,7 @@ def utilisation_status(*, ruleset) -> dict | None:
                  _cap(assets[symbol].get("max_exposure")) if assets.get(symbol) else Decimal(0))
             for symbol in sorted(set(assets) | set(filled_asset) | set(reserved_asset))
         ],
-        "strategies": [
-            _bar(slug, filled_strategy[slug], reserved_strategy[slug], _cap(budgets[slug]) if slug in budgets else default_budget)
-            for slug in sorted(set(budgets) | set(filled_strategy) | set(reserved_strategy))
-        ],
+        "strategies": [_bar(slug, filled_strategy[slug], reserved_strategy[slug], budgets[slug][1]) for slug in slugs],
     }
 
 
@@ -483,6 +482,26 @@ def strategy_budget_in_force(*, params: dict, strategy: str, trailing_pnl: str =
     return engine.allocated_budgets(params, {strategy: trailing_pnl}).get(strategy, Decimal(0))
 
 
+def allocation_weights(params: dict) -> dict[str, Decimal]:
+    """{slug: weight} of the ruleset's allocation policy; {} without one."""
+    if params.get("allocation_policy", "none") == "none":
+        return {}
+    return engine.allocation_weights(params.get("allocation_weights") or "")
+
+
+def strategy_budgets_now(*, params: dict, slugs, now: datetime) -> dict[str, tuple[str, Decimal]]:
+    """(trailing PnL, budget) of each strategy as a decision made `now` would see them: the
+    trailing PnL only scales a budget under pnl_scaled ("0" otherwise)."""
+    strategy_ids = dict(Strategy.objects.filter(slug__in=slugs).values_list("slug", "id"))
+    out = {}
+    for slug in slugs:
+        trailing = "0"
+        if params.get("allocation_policy") == "pnl_scaled" and slug in strategy_ids:
+            trailing = allocation_trailing_pnl(strategy_id=strategy_ids[slug], rules=params, at=now)
+        out[slug] = (trailing, strategy_budget_in_force(params=params, strategy=slug, trailing_pnl=trailing))
+    return out
+
+
 def allocation_status(*, ruleset, now: datetime | None = None) -> dict | None:
     """Each strategy under the ruleset in force: its weight and budget, its use of that budget,
     its realized PnL (today, UTC, and in total) and its drawdown from its high-water mark.
@@ -496,19 +515,17 @@ def allocation_status(*, ruleset, now: datetime | None = None) -> dict | None:
     params = ruleset.params
     now = now or timezone.now()
     policy = params.get("allocation_policy", "none")
-    weights = engine.allocation_weights(params.get("allocation_weights") or "") if policy != "none" else {}
+    weights = allocation_weights(params)
     strategy_ids = dict(Strategy.objects.values_list("slug", "id"))
     split = exposure_split()
+    slugs = sorted(set(strategy_ids) | set(weights) | set(split.filled_strategy) | set(split.reserved_strategy))
+    budgets = strategy_budgets_now(params=params, slugs=slugs, now=now)
     realized = realized_risk_by_strategy(strategy_ids=list(strategy_ids.values()), day=now.astimezone(dt_timezone.utc).date())
     no_pnl = {"today": "0", "total": "0", "high_water_mark": "0", "drawdown": "0"}
     rows = []
-    for slug in sorted(set(strategy_ids) | set(weights) | set(split.filled_strategy) | set(split.reserved_strategy)):
-        strategy_id = strategy_ids.get(slug)
-        trailing = "0"
-        if policy == "pnl_scaled" and strategy_id is not None:
-            trailing = allocation_trailing_pnl(strategy_id=strategy_id, rules=params, at=now)
-        budget = strategy_budget_in_force(params=params, strategy=slug, trailing_pnl=trailing)
-        pnl = realized.get(strategy_id, no_pnl)
+    for slug in slugs:
+        trailing, budget = budgets[slug]
+        pnl = realized.get(strategy_ids.get(slug), no_pnl)
         weight = weights.get(slug)
         rows.append(
             {

@@ -142,3 +142,12 @@ def test_the_panel_is_for_staff_only(client, django_user_model, seeded):
 def test_amounts_stay_decimal_to_the_exact_ledger_value(history):
     demo = rows(allocation_status(ruleset=publish(**FIXED), now=NOW))["demo"]
     assert Decimal(demo["total_exact"]) == Decimal("7") and Decimal(demo["drawdown_exact"]) == Decimal("-3")
+
+
+def test_the_portfolio_panels_strategy_bars_use_the_allocated_budget_too(staff_client, history):
+    publish(**FIXED)
+    html = partial(staff_client, "portfolio")
+    demo = text(re.search(r'<tr class="bar bar-strategy" id="bar-strategy-demo">.*?</tr>', html, re.S).group(0))
+    assert demo.split() == ["strategy", "demo", "50.0", "0", "60.00", "83.3", "%"]  # not its own 1000000 row
+    trend = text(re.search(r'<tr class="bar bar-strategy" id="bar-strategy-trend">.*?</tr>', html, re.S).group(0))
+    assert trend.split()[4] == "40.00"
