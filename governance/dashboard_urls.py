@@ -10,6 +10,7 @@ urlpatterns = [
     path("dashboard/partials/controls/", views.controls_panel, name="dashboard-controls"),
     path("dashboard/partials/ruleset/", views.ruleset_panel, name="dashboard-ruleset"),
     path("dashboard/partials/portfolio/", views.portfolio_panel, name="dashboard-portfolio"),
+    path("dashboard/partials/allocation/", views.allocation_panel, name="dashboard-allocation"),
     path("dashboard/partials/decisions/", views.decisions_panel, name="dashboard-decisions"),
     path("dashboard/partials/activity/", views.activity_panel, name="dashboard-activity"),
     path("dashboard/partials/proposals/", views.proposals_panel, name="dashboard-proposals"),

@@ -19,7 +19,7 @@ from governance.models import CircuitBreaker, Instrument, Strategy
 from governance.roles import CONTROL_TRADING, RESET_BREAKER, TRIP_BREAKER, require, user_may
 from governance.roles import PermissionDenied as RoleRefused
 from governance.selectors import dashboard as selectors
-from governance.selectors.controls import trading_state
+from governance.selectors.controls import ruleset_current, trading_state
 from governance.services import controls
 
 # (panel id, title, url name); the page lays them out in this order.
@@ -29,6 +29,7 @@ PANELS = [
     ("controls", "Trading state, pauses & circuit breakers", "dashboard-controls"),
     ("ruleset", "Governance rules in force", "dashboard-ruleset"),
     ("portfolio", "Portfolio (realized only)", "dashboard-portfolio"),
+    ("allocation", "Allocation by strategy: budget, use, realized PnL, drawdown", "dashboard-allocation"),
     ("decisions", "Decisions over time, by outcome", "dashboard-decisions"),
     ("activity", "Executions: live and sandbox", "dashboard-activity"),
     ("proposals", "Proposal → decision → quorum → orders → fills", "dashboard-proposals"),
@@ -233,6 +234,11 @@ def ruleset_panel(request):
 @staff_required
 def portfolio_panel(request):
     return _partial(request, "portfolio.html", portfolio=selectors.portfolio_status())
+
+
+@staff_required
+def allocation_panel(request):
+    return _partial(request, "allocation.html", allocation=selectors.allocation_status(ruleset=ruleset_current()))
 
 
 def _trace_filter(params) -> selectors.TraceFilter:

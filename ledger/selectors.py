@@ -343,12 +343,37 @@ def realized_loss_inputs(*, strategy_id, instrument_id, day) -> dict:
       instrument, and when the most recent of them was filled (None without one).
 
     In ALPHA nothing is ever closed, so every figure is 0."""
-    rows = RealizedPnl.objects.order_by("fill__filled_at", "id").values_list(
-        "strategy_id", "instrument_id", "date", "amount", "fill__filled_at"
-    )
     with decimal.localcontext() as exact:
         exact.prec = 60  # sums of exact amounts stay exact
-        return _realized_loss_fold(rows, strategy_id, instrument_id, day)
+        return _realized_loss_fold(_realized_rows(), strategy_id, instrument_id, day)
+
+
+def realized_risk_by_strategy(*, strategy_ids, day) -> dict:
+    """For each strategy, from one read of the ledger: its realized PnL of the UTC `day` and
+    its drawdown, exactly as realized_loss_inputs gives them to the loss checks, with its
+    realized PnL in total and its high-water mark (total - drawdown). Text, as those are."""
+    rows = list(_realized_rows())
+    out = {}
+    with decimal.localcontext() as exact:
+        exact.prec = 60
+        for strategy_id in strategy_ids:
+            inputs = _realized_loss_fold(rows, strategy_id, None, day)
+            total = sum((Decimal(r[3]) for r in rows if r[0] == strategy_id), Decimal(0))
+            drawdown = Decimal(inputs["drawdown"]["strategy"])
+            out[strategy_id] = {
+                "today": inputs["realized_today"]["strategy"],
+                "total": decimal_text(total),
+                "high_water_mark": decimal_text(total - drawdown),
+                "drawdown": inputs["drawdown"]["strategy"],
+            }
+    return out
+
+
+def _realized_rows():
+    """(strategy_id, instrument_id, date, amount, filled_at) of every close, in fill order."""
+    return RealizedPnl.objects.order_by("fill__filled_at", "id").values_list(
+        "strategy_id", "instrument_id", "date", "amount", "fill__filled_at"
+    )
 
 
 def _realized_loss_fold(rows, strategy_id, instrument_id, day) -> dict:

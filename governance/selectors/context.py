@@ -55,6 +55,13 @@ def reserved_rows() -> list[tuple]:
     return _reserved(exclude_id=None)
 
 
+def allocation_trailing_pnl(*, strategy_id, rules: dict, at) -> str:
+    """The strategy's realized PnL over the allocation window of `rules` ending at `at`: what
+    scales its budget under a pnl_scaled policy."""
+    since = at - timedelta(days=int(rules["allocation_window_days"]))
+    return realized_pnl_between(strategy_id=strategy_id, since=since, until=at)
+
+
 def decision_context(*, proposal: Proposal, trading_state: str, trading_reason: str, rules: dict | None = None) -> dict:
     """Everything outside the proposal that the rules look at, as plain data. Under `rules`
     that scale allocations by PnL, it also carries the strategy's trailing realized PnL.
@@ -108,11 +115,7 @@ def decision_context(*, proposal: Proposal, trading_state: str, trading_reason: 
     )
     allocation = {}
     if rules and rules.get("allocation_policy") == "pnl_scaled":
-        allocation["trailing_pnl"] = realized_pnl_between(
-            strategy_id=strategy_id,
-            since=proposal.received_at - timedelta(days=int(rules["allocation_window_days"])),
-            until=proposal.received_at,
-        )
+        allocation["trailing_pnl"] = allocation_trailing_pnl(strategy_id=strategy_id, rules=rules, at=proposal.received_at)
     return {
         **allocation,
         # trading_enabled stays for readers of stored contexts; trading_state decides.

@@ -16,19 +16,20 @@ from django.db.models import Q
 from django.utils import timezone
 
 from chronosx.canonical import decimal_text
+from governance import engine
 from governance.models import CircuitBreaker, Decision, Instrument, Mode, Node, Proposal, Strategy, WorkerHeartbeat
 from governance.selectors.controls import (
     quorum_in_force,
     ruleset_current,
     trading_state,
 )
-from governance.selectors.context import reserved_rows
+from governance.selectors.context import allocation_trailing_pnl, reserved_rows
 from governance.selectors.health import HEARTBEAT_FRESH_SECONDS, health_report
 from governance.selectors.forcing import force_summary
 from governance.selectors.proposals import proposal_prefetch
 from governance.selectors.quorum import quorum_summary
 from ledger.models import Fill, Position, RealizedPnl
-from ledger.selectors import portfolio_report
+from ledger.selectors import portfolio_report, realized_risk_by_strategy
 
 TRACE_LIMIT = 20
 
@@ -403,12 +404,21 @@ def _bar(name: str, filled: Decimal, reserved: Decimal, cap: Decimal | None) -> 
     }
 
 
-def utilisation_status(*, ruleset) -> dict | None:
-    """Exposure against the caps of the ruleset in force, as the engine counts it: notional at
-    entry price of what is filled, plus what approved orders still working reserve."""
-    if ruleset is None or not ruleset.params:
-        return None
-    params = ruleset.params
+@dataclass(frozen=True)
+class ExposureSplit:
+    """Exposure as the engine counts it, by asset symbol, by strategy slug and gross: `filled` is
+    notional at entry price of the positions, `reserved` what approved orders still working hold."""
+
+    filled_asset: dict
+    filled_strategy: dict
+    filled_gross: Decimal
+    reserved_asset: dict
+    reserved_strategy: dict
+    reserved_gross: Decimal
+
+
+def exposure_split() -> ExposureSplit:
+    """The positions and the working approved orders, summed once for every bar that shows them."""
     filled_asset, filled_strategy, filled_gross = defaultdict(Decimal), defaultdict(Decimal), Decimal(0)
     for position in Position.objects.select_related("strategy", "instrument"):
         filled_asset[position.instrument.symbol] += position.entry_notional
@@ -423,9 +433,23 @@ def utilisation_status(*, ruleset) -> dict | None:
         reserved_asset[symbols.get(instrument_id, str(instrument_id))] += notional
         reserved_strategy[slugs.get(strategy_id, str(strategy_id))] += notional
         reserved_gross += notional
+    return ExposureSplit(filled_asset, filled_strategy, filled_gross, reserved_asset, reserved_strategy, reserved_gross)
+
+
+def utilisation_status(*, ruleset, now: datetime | None = None) -> dict | None:
+    """Exposure against the caps of the ruleset in force, as the engine counts it: notional at
+    entry price of what is filled, plus what approved orders still working reserve. A strategy's
+    cap is its budget as a decision made `now` would apply it (allocated, under a policy)."""
+    if ruleset is None or not ruleset.params:
+        return None
+    params = ruleset.params
+    now = now or timezone.now()
+    split = exposure_split()
+    filled_asset, filled_strategy, filled_gross = split.filled_asset, split.filled_strategy, split.filled_gross
+    reserved_asset, reserved_strategy, reserved_gross = split.reserved_asset, split.reserved_strategy, split.reserved_gross
     assets = params.get("assets") or {}
-    budgets = params.get("strategy_budgets") or {}
-    default_budget = _cap(params.get("default_strategy_budget"))
+    slugs = sorted(set(params.get("strategy_budgets") or {}) | set(allocation_weights(params)) | set(filled_strategy) | set(reserved_strategy))
+    budgets = strategy_budgets_now(params=params, slugs=slugs, now=now)
     return {
         "version": ruleset.version,
         "portfolio": _bar("gross", filled_gross, reserved_gross, _cap(params.get("max_gross_exposure"))),
@@ -435,10 +459,104 @@ def utilisation_status(*, ruleset) -> dict | None:
                  _cap(assets[symbol].get("max_exposure")) if assets.get(symbol) else Decimal(0))
             for symbol in sorted(set(assets) | set(filled_asset) | set(reserved_asset))
         ],
-        "strategies": [
-            _bar(slug, filled_strategy[slug], reserved_strategy[slug], _cap(budgets[slug]) if slug in budgets else default_budget)
-            for slug in sorted(set(budgets) | set(filled_strategy) | set(reserved_strategy))
-        ],
+        "strategies": [_bar(slug, filled_strategy[slug], reserved_strategy[slug], budgets[slug][1]) for slug in slugs],
+    }
+
+
+# --- allocation by strategy ----------------------------------------------------------------
+
+CENT = Decimal("0.01")
+
+
+def amount_text(value: str | Decimal | None) -> str | None:
+    """An amount of quote currency to the cent, half to even (the exact value goes on hover)."""
+    return price_text(value, CENT)
+
+
+def strategy_budget_in_force(*, params: dict, strategy: str, trailing_pnl: str = "0") -> Decimal:
+    """The budget the strategy_budget check applies to `strategy` under these params, from the
+    engine's own functions as its _budget calls them: the allocated budget under a policy (no
+    weight, no budget), else the strategy's own budget or the default one."""
+    if params.get("allocation_policy", "none") == "none":
+        return engine.compiled(params).strategy_budget(strategy).value
+    return engine.allocated_budgets(params, {strategy: trailing_pnl}).get(strategy, Decimal(0))
+
+
+def allocation_weights(params: dict) -> dict[str, Decimal]:
+    """{slug: weight} of the ruleset's allocation policy; {} without one."""
+    if params.get("allocation_policy", "none") == "none":
+        return {}
+    return engine.allocation_weights(params.get("allocation_weights") or "")
+
+
+def strategy_budgets_now(*, params: dict, slugs, now: datetime) -> dict[str, tuple[str, Decimal]]:
+    """(trailing PnL, budget) of each strategy as a decision made `now` would see them: the
+    trailing PnL only scales a budget under pnl_scaled ("0" otherwise)."""
+    strategy_ids = dict(Strategy.objects.filter(slug__in=slugs).values_list("slug", "id"))
+    out = {}
+    for slug in slugs:
+        trailing = "0"
+        if params.get("allocation_policy") == "pnl_scaled" and slug in strategy_ids:
+            trailing = allocation_trailing_pnl(strategy_id=strategy_ids[slug], rules=params, at=now)
+        out[slug] = (trailing, strategy_budget_in_force(params=params, strategy=slug, trailing_pnl=trailing))
+    return out
+
+
+def allocation_status(*, ruleset, now: datetime | None = None) -> dict | None:
+    """Each strategy under the ruleset in force: its weight and budget, its use of that budget,
+    its realized PnL (today, UTC, and in total) and its drawdown from its high-water mark.
+
+    Every figure is what the checks see: the budget is the strategy_budget check's (under
+    pnl_scaled, scaled by the trailing PnL a decision made `now` would carry), the use is the
+    exposure that check counts (filled at entry price, plus approved orders still working),
+    and today's PnL and the drawdown are the daily_loss and drawdown checks' ledger inputs."""
+    if ruleset is None or not ruleset.params:
+        return None
+    params = ruleset.params
+    now = now or timezone.now()
+    policy = params.get("allocation_policy", "none")
+    weights = allocation_weights(params)
+    strategy_ids = dict(Strategy.objects.values_list("slug", "id"))
+    split = exposure_split()
+    slugs = sorted(set(strategy_ids) | set(weights) | set(split.filled_strategy) | set(split.reserved_strategy))
+    budgets = strategy_budgets_now(params=params, slugs=slugs, now=now)
+    realized = realized_risk_by_strategy(strategy_ids=list(strategy_ids.values()), day=now.astimezone(dt_timezone.utc).date())
+    no_pnl = {"today": "0", "total": "0", "high_water_mark": "0", "drawdown": "0"}
+    rows = []
+    for slug in slugs:
+        trailing, budget = budgets[slug]
+        pnl = realized.get(strategy_ids.get(slug), no_pnl)
+        weight = weights.get(slug)
+        rows.append(
+            {
+                "strategy": slug,
+                "weight": None if weight is None else engine.fmt(weight),
+                "weight_percent": None if weight is None else decimal_text((weight * 100).normalize()),
+                "trailing_pnl": amount_text(trailing),
+                "trailing_pnl_exact": trailing,
+                "budget": amount_text(budget),
+                "budget_exact": decimal_text(budget),
+                "use": _bar(slug, split.filled_strategy[slug], split.reserved_strategy[slug], budget),
+                "used": amount_text(split.filled_strategy[slug] + split.reserved_strategy[slug]),
+                **{key: amount_text(value) for key, value in pnl.items()},
+                **{f"{key}_exact": value for key, value in pnl.items()},
+            }
+        )
+    alpha = ruleset.mode == Mode.ALPHA
+    total = sum((Decimal(p["total"]) for p in realized.values()), Decimal(0))
+    return {
+        "version": ruleset.version,
+        "policy": policy,
+        "portfolio_risk_budget": amount_text(params.get("portfolio_risk_budget")) if policy != "none" else None,
+        "window_days": params.get("allocation_window_days"),
+        "scale_min": params.get("allocation_scale_min"),
+        "scale_max": params.get("allocation_scale_max"),
+        "max_daily_loss_strategy": params.get("max_daily_loss_strategy"),
+        "max_drawdown_strategy": params.get("max_drawdown_strategy"),
+        "rows": rows,
+        "alpha": alpha,
+        "alpha_reason": ALPHA_PNL_REASON,
+        "pnl_note": realized_pnl_note(alpha=alpha, realized_pnl=decimal_text(total)),
     }
 
 

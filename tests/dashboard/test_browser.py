@@ -11,7 +11,7 @@ from tests.ci_services import service_missing  # fails instead of skipping under
 from tests.dashboard.chromium import Chromium, chromium_missing_reason
 
 SCREENSHOT = Path("/tmp/chronosx-dashboard.png")
-PANELS = ["health", "nodes", "controls", "ruleset", "portfolio", "decisions", "activity", "proposals"]
+PANELS = ["health", "nodes", "controls", "ruleset", "portfolio", "allocation", "decisions", "activity", "proposals"]
 
 pytestmark = pytest.mark.integration
 
@@ -59,6 +59,7 @@ def test_dashboard_renders_in_chromium_and_htmx_keeps_the_panels_live(browser, l
     assert "HALTED" not in texts["controls"] and "ENABLED" in texts["controls"]
     assert "Minimum confidence" in texts["ruleset"] and "0.60" in texts["ruleset"]
     assert "SANDBOX" in texts["proposals"]
+    assert "No allocation policy in ruleset v1" in texts["allocation"]
     assert browser.evaluate("document.getElementById('realized-pnl').innerText") == "0"
     assert "exits are disabled" in browser.evaluate("document.getElementById('pnl-reason').innerText")
 

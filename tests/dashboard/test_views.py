@@ -11,7 +11,7 @@ from governance.services.controls import breaker_trip, trading_halt
 from ledger.models import Fill
 from tests.builders import order_with_fill
 
-PARTIALS = ["health", "nodes", "controls", "ruleset", "portfolio", "decisions", "activity", "proposals"]
+PARTIALS = ["health", "nodes", "controls", "ruleset", "portfolio", "allocation", "decisions", "activity", "proposals"]
 
 
 def partial(client, name, **params):
