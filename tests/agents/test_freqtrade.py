@@ -160,9 +160,16 @@ def trades(db_path: Path) -> list[dict]:
             return []
 
 
-def test_freqtrade_opens_what_chronosx_approves_cut_to_size_and_never_what_it_blocks(chronosx, exchange, tmp_path):
+@pytest.fixture
+def freqtrade() -> Path:
+    """The bot's command line; first among the test's fixtures, so a missing one costs no setup."""
     if not FREQTRADE.exists():
         service_missing(f"the Freqtrade venv is missing ({FREQTRADE}): run scripts/freqtrade-venv")
+    return FREQTRADE
+
+
+def test_freqtrade_opens_what_chronosx_approves_cut_to_size_and_never_what_it_blocks(
+        freqtrade, chronosx, exchange, tmp_path):
     url, token = chronosx
     user_data = tmp_path / "user_data"
     (user_data / "strategies").mkdir(parents=True)
@@ -174,7 +181,7 @@ def test_freqtrade_opens_what_chronosx_approves_cut_to_size_and_never_what_it_bl
     env = {"PATH": f"{VENV / 'bin'}:/usr/bin:/bin", "HOME": str(tmp_path), "LANG": "C.UTF-8", "PYTHONUNBUFFERED": "1"}
     output = open(tmp_path / "freqtrade.out", "w")
     bot = subprocess.Popen(
-        [str(FREQTRADE), "trade", "--dry-run", "--config", str(config), "--userdir", str(user_data),
+        [str(freqtrade), "trade", "--dry-run", "--config", str(config), "--userdir", str(user_data),
          "--strategy", "GovernedAlwaysEnter", "--db-url", f"sqlite:///{db_path}", "--logfile", str(log_path)],
         cwd=tmp_path, env=env, stdin=subprocess.DEVNULL, stdout=output, stderr=subprocess.STDOUT,
         start_new_session=True,
