@@ -3,7 +3,9 @@
 The bot runs as its own process (`freqtrade trade --dry-run`, from the virtualenv that
 scripts/freqtrade-venv makes) with a strategy that mixes in chronosx_freqtrade.ChronosXGate.
 Its exchange is ccxt's `weex` class pointed at the WEEX-protocol test server, which serves
-markets, candles this test makes, tickers and depth; nothing is downloaded. ChronosX is the real
+markets, candles this test makes, tickers and depth; nothing is downloaded. weex because the
+repo already fakes that protocol, and Freqtrade runs it with its generic Exchange class: no
+exchange-specific startup calls, no websockets, and market data in four unsigned GETs. ChronosX is the real
 server (pytest-django's live server) with its sandbox venue, with rules that approve the BTC entry,
 cut the ETH entry and block the SOL entry. The test reads the bot's own dry-run trade database.
 """

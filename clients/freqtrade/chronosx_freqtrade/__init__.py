@@ -78,7 +78,7 @@ class ChronosXGate:
                                           at=current_time)
         self._chronosx_answers()[pair] = answer
         if answer.approved_quantity is None or answer.approved_quantity >= amount:
-            return stake  # a refusal is enforced by confirm_trade_entry, which Freqtrade always asks
+            return stake  # confirm_trade_entry, which comes next, refuses what was not approved
         logger.info("ChronosX cut %s %s to %s (proposal %s)", pair, amount, answer.approved_quantity,
                     answer.proposal_id)
         return float(answer.approved_quantity) * current_rate / leverage * (1 + STAKE_NUDGE)
