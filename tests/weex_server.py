@@ -1,7 +1,8 @@
 """A loopback HTTP server that speaks WEEX's REST protocol, for tests of the exchange client.
 
 It serves the endpoints ccxt 4.5.90's `weex` class uses (see /work/shared/WEEX.md),
-checks signatures the way WEEX does, keeps orders and fills in memory, and can be
+the public spot market data a bot reads (klines, 24 h tickers, depth) from candles the test
+gives it, checks signatures the way WEEX does, keeps orders and fills in memory, and can be
 told to misbehave (time out after accepting, 5xx, 429, rejections) so the client's
 recovery paths can be tested against real HTTP instead of mocks.
 
@@ -158,7 +159,12 @@ class _HTTPServer(ThreadingHTTPServer):
 class WeexTestServer:
     """WEEX on loopback. Starts serving on construction; use as a context manager or call stop()."""
 
-    def __init__(self, api_key='k', secret='s', passphrase='p', host='127.0.0.1', port=0, fill_mode='fill'):
+    def __init__(self, api_key='k', secret='s', passphrase='p', host='127.0.0.1', port=0, fill_mode='fill',
+                 spot_markets=None):
+        self.spot_markets = dict(spot_markets or SPOT_MARKETS)
+        # symbol -> [[open time ms, open, high, low, close, volume], ...] in time order, made by the test.
+        # Only candles already open are served, as an exchange serves them; the last one is still forming.
+        self.candles = {}
         self.api_key = api_key
         self.secret = secret
         self.passphrase = passphrase
@@ -289,7 +295,10 @@ class WeexTestServer:
         kind = 'contract' if url.path.startswith('/capi/') else 'spot'
         routes = {
             ('GET', '/api/v3/coins'): lambda: [],
-            ('GET', '/api/v3/exchangeInfo'): lambda: {'symbols': [_spot_info(m) for m in SPOT_MARKETS.values()]},
+            ('GET', '/api/v3/exchangeInfo'): lambda: {'symbols': [_spot_info(m) for m in self.spot_markets.values()]},
+            ('GET', '/api/v3/market/klines'): lambda: self._klines(query),
+            ('GET', '/api/v3/market/ticker/24hr'): lambda: self._tickers(query),
+            ('GET', '/api/v3/market/depth'): lambda: self._depth(query),
             ('GET', '/capi/v3/market/exchangeInfo'): lambda: {
                 'symbols': [_contract_info(m) for m in CONTRACT_MARKETS.values()]},
         }
@@ -316,6 +325,39 @@ class WeexTestServer:
         except Exception as exc:
             # A bug here should read as a loud exchange error, not as a dropped connection (a NetworkError).
             return 500, {'code': -1000, 'msg': f'weex test server bug: {exc!r}'}
+
+    # --- public market data (spot) ---
+
+    def _spot_symbol(self, query):
+        symbol = query.get('symbol')
+        if symbol not in self.spot_markets:
+            raise _error(400, -1121, f'Invalid symbol {symbol!r}')
+        return symbol
+
+    def _klines(self, query):
+        """Like WEEX, ccxt sends only symbol and interval; the interval is the test's candles' own."""
+        now_ms = int(time.time() * 1000)
+        opened = [c for c in self.candles.get(self._spot_symbol(query), []) if c[0] <= now_ms]
+        return opened[-1000:]
+
+    def _tickers(self, query):
+        symbols = [self._spot_symbol(query)] if 'symbol' in query else list(self.spot_markets)
+        now_ms = int(time.time() * 1000)
+        return [self._ticker(symbol, now_ms) for symbol in symbols]
+
+    def _ticker(self, symbol, now_ms):
+        price = self.market_price[symbol]
+        return {
+            'symbol': symbol, 'lastPrice': price, 'bidPrice': price, 'bidQty': Decimal('100'),
+            'askPrice': price, 'askQty': Decimal('100'), 'openPrice': price, 'highPrice': price,
+            'lowPrice': price, 'volume': Decimal('1000'), 'quoteVolume': price * 1000,
+            'openTime': now_ms - 86_400_000, 'closeTime': now_ms,
+        }
+
+    def _depth(self, query):
+        """One level each side at the market price, deep enough for any test order."""
+        price = self.market_price[self._spot_symbol(query)]
+        return {'asks': [[price, Decimal('100')]], 'bids': [[price, Decimal('100')]], 'lastUpdateId': int(time.time() * 1000)}
 
     def _authenticate(self, method, target, headers, body):
         key, signature = headers.get('ACCESS-KEY'), headers.get('ACCESS-SIGN')
@@ -386,7 +428,7 @@ class WeexTestServer:
         return 200, reply
 
     def _validated_order(self, kind, params):
-        markets = SPOT_MARKETS if kind == 'spot' else CONTRACT_MARKETS
+        markets = self.spot_markets if kind == 'spot' else CONTRACT_MARKETS
         market = markets.get(params.get('symbol'))
         if market is None:
             raise _error(400, -1121, 'Invalid symbol.')
@@ -444,7 +486,7 @@ class WeexTestServer:
             to_fill = quantity
             if self.fill_mode in ('partial', 'cancel_partial'):
                 # Half, rounded down to the step, so the fill is a valid quantity on its own.
-                step = (SPOT_MARKETS if order['kind'] == 'spot' else CONTRACT_MARKETS)[order['symbol']].step
+                step = (self.spot_markets if order['kind'] == 'spot' else CONTRACT_MARKETS)[order['symbol']].step
                 to_fill = (quantity / 2 / step).to_integral_value(ROUND_DOWN) * step
         if order['timeInForce'] == 'FOK' and to_fill < quantity:
             to_fill = Decimal('0')

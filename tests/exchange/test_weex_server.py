@@ -11,7 +11,7 @@ from decimal import Decimal
 import ccxt
 import pytest
 
-from tests.weex_server import WeexTestServer, sign
+from tests.weex_server import SPOT_MARKETS, Market, WeexTestServer, sign
 
 SPOT = 'BTC/USDT'
 SWAP = 'BTC/USDT:USDT'
@@ -495,3 +495,29 @@ def test_cancel_faults_leave_the_order_cancelled_or_not_as_named(server, fault, 
         client.cancel_order(None, SPOT, {'clientOrderId': 'cid-f'})
 
     assert server.orders_by_client_id['cid-f']['status'] == ('CANCELED' if cancelled else 'NEW')
+
+
+# --- public market data, for a bot such as Freqtrade (tests/agents/test_freqtrade.py) ---
+
+
+def test_market_data_serves_the_test_s_candles_up_to_now_and_quotes_at_the_market_price(server):
+    now_ms = int(time.time() * 1000) // 60_000 * 60_000
+    server.candles['BTCUSDT'] = [[now_ms + minutes * 60_000, Decimal('65000'), Decimal('65100'), Decimal('64900'),
+                                  Decimal('65050'), Decimal('3')] for minutes in (-2, -1, 0, 1)]
+    client = make_client(server)
+
+    candles = client.fetch_ohlcv(SPOT, '1m')
+    assert [c[0] for c in candles] == [now_ms - 120_000, now_ms - 60_000, now_ms]  # the future one is not open yet
+    assert candles[0][1:] == [65000, 65100, 64900, 65050, 3]
+    ticker = client.fetch_ticker(SPOT)
+    assert ticker['last'] == ticker['bid'] == ticker['ask'] == 65000
+    assert client.fetch_order_book(SPOT)['asks'] == [[65000, 100]]
+    assert set(client.fetch_tickers()) == {'BTC/USDT', 'ETH/USDT'}
+    assert [r.path for r in server.requests if r.headers.get('ACCESS-SIGN')] == []  # all public
+
+
+def test_a_test_may_add_spot_markets():
+    sol = Market('SOLUSDT', 'SOL', 'USDT', step=Decimal('0.01'), tick=Decimal('0.01'))
+    with WeexTestServer(spot_markets={**SPOT_MARKETS, 'SOLUSDT': sol}) as server:
+        markets = make_client(server).load_markets()
+    assert markets['SOL/USDT']['precision']['amount'] == 0.01
