@@ -33,6 +33,15 @@ class ServiceUnavailable(exceptions.APIException):
     default_detail = "the database is unavailable; nothing was stored, retry shortly"
 
 
+class Overloaded(exceptions.APIException):
+    """The evaluation queue is full (CHRONOSX_MAX_PENDING_PROPOSALS): nothing was stored."""
+
+    status_code = status.HTTP_429_TOO_MANY_REQUESTS
+    default_code = "overloaded"
+    default_detail = "too many proposals await a decision; nothing was stored, retry shortly"
+    wait = 1
+
+
 class IdempotencyConflict(exceptions.APIException):
     status_code = status.HTTP_409_CONFLICT
     default_code = "idempotency_conflict"

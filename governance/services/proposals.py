@@ -2,12 +2,13 @@
 
 from datetime import timedelta
 
+from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.db.models import Q
 from django.utils import timezone
 
 from chronosx import metrics, pipeline
-from chronosx.api import IdempotencyConflict
+from chronosx.api import IdempotencyConflict, Overloaded
 from chronosx.canonical import canonical_json, sha256_hex
 from governance.models import Agent, Proposal, Strategy
 from governance.selectors.proposals import proposal_engine_input
@@ -58,6 +59,15 @@ def request_hash(body: dict) -> str:
     return sha256_hex(canonical_json(body))
 
 
+def _evaluation_queue_full() -> bool:
+    """Whether CHRONOSX_MAX_PENDING_PROPOSALS proposals await a decision: reads at most that
+    many entries of the (status, status_changed_at) index."""
+    limit = settings.CHRONOSX_MAX_PENDING_PROPOSALS
+    if limit <= 0:
+        return False
+    return Proposal.objects.filter(status=Proposal.Status.PENDING).values("id")[limit - 1 : limit].exists()
+
+
 def proposal_submit(
     *, agent: Agent, strategy: Strategy, data: dict, idempotency_key: str, body_hash: str, received_at
 ) -> tuple[Proposal, bool]:
@@ -65,8 +75,16 @@ def proposal_submit(
 
     Returns (proposal, created). The same key with the same body returns the first
     proposal; with another body it raises IdempotencyConflict. The uniqueness is the
-    database's, so concurrent duplicates cannot both insert.
+    database's, so concurrent duplicates cannot both insert. With the evaluation queue full
+    a new proposal is refused (Overloaded); a retry of a stored one is still answered.
     """
+    if _evaluation_queue_full():
+        existing = Proposal.objects.filter(agent=agent, idempotency_key=idempotency_key).first()
+        if existing is None:
+            raise Overloaded()
+        if existing.request_hash != body_hash:
+            raise IdempotencyConflict()
+        return existing, False
     try:
         with transaction.atomic():
             proposal = Proposal.objects.create(

@@ -9,7 +9,7 @@ from django.db import OperationalError
 from rest_framework.test import APIClient
 
 from governance.models import Proposal
-from tests.builders import assert_error, beat_all, post_proposal
+from tests.builders import assert_error, beat_all, post_proposal, proposal_body
 
 URL = "/api/v1/proposals/"
 UNREACHABLE_REDIS = "redis://127.0.0.1:1/0"
@@ -72,3 +72,29 @@ def test_while_the_database_is_away_a_page_outside_the_api_answers_503_too(admin
 
     assert response.status_code == 503 and response["Retry-After"] == "5"
     assert response.json()["error"]["code"] == "unavailable"
+
+
+def test_with_the_evaluation_queue_full_a_new_proposal_is_refused_429_and_nothing_is_stored(api, settings, monkeypatch):
+    """Past what evaluation keeps up with, the queue stays bounded: the agent hears `overloaded`
+    with Retry-After at once, instead of its proposal being decided minutes later."""
+    from chronosx import pipeline
+    from governance.services.evaluation import proposal_evaluate
+    from ledger.models import AuditEvent
+
+    settings.CHRONOSX_MAX_PENDING_PROPOSALS = 2
+    monkeypatch.setattr(pipeline, "enqueue", lambda *args, **kwargs: None)  # nothing decides them yet
+    body = proposal_body()
+    first = post_proposal(api, body, key="first")
+    assert post_proposal(api).status_code == 202
+    stored, events = Proposal.objects.count(), AuditEvent.objects.count()
+
+    refused = post_proposal(api)
+    assert_error(refused, 429, "overloaded")
+    assert refused["Retry-After"] == "1"
+    assert (Proposal.objects.count(), AuditEvent.objects.count()) == (stored, events)
+    # A retry of a proposal already stored is still answered, as ever.
+    again = post_proposal(api, body, key="first")
+    assert again.status_code == 200 and again.json()["id"] == first.json()["id"]
+
+    proposal_evaluate(proposal_id=first.json()["id"])  # one decided: room for one more
+    assert post_proposal(api).status_code == 202
