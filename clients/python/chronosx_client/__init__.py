@@ -11,6 +11,7 @@ from chronosx_client.errors import (
     Invalid,
     NotAuthenticated,
     NotFound,
+    Overloaded,
     Throttled,
     TooLarge,
     Unavailable,
@@ -21,6 +22,7 @@ from chronosx_client.receipts import receipt_problem, verify_receipt
 
 __all__ = [
     "FINAL", "Blocked", "ChronosXError", "Client", "Event", "Forbidden", "GovernedExchange", "IdempotencyConflict",
-    "IdempotencyKeyRequired", "Invalid", "InvalidOrder", "NotAuthenticated", "NotFound", "Throttled", "TooLarge",
+    "IdempotencyKeyRequired", "Invalid", "InvalidOrder", "NotAuthenticated", "NotFound", "Overloaded", "Throttled",
+    "TooLarge",
     "Unavailable", "UnsupportedMediaType", "Unreachable", "receipt_problem", "unified_order", "verify_receipt",
 ]

@@ -52,6 +52,12 @@ class Throttled(ChronosXError):
     code = "throttled"
 
 
+class Overloaded(ChronosXError):
+    """Too many proposals await a decision; nothing was stored. Retried like `Throttled`."""
+
+    code = "overloaded"
+
+
 class Unavailable(ChronosXError):
     code = "unavailable"
 
@@ -74,7 +80,7 @@ class Blocked(ChronosXError):
 
 BY_CODE = {cls.code: cls for cls in (
     Invalid, IdempotencyKeyRequired, NotAuthenticated, Forbidden, NotFound, IdempotencyConflict, TooLarge,
-    UnsupportedMediaType, Throttled, Unavailable,
+    UnsupportedMediaType, Throttled, Overloaded, Unavailable,
 )}
 
 
