@@ -16,11 +16,13 @@ dead that wakes up again stops at its next progress report and leaves its succes
 
 import dataclasses
 import logging
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from datetime import timedelta
 from pathlib import Path
 
 from django.conf import settings
-from django.db import transaction
+from django.db import connections, transaction
 from django.utils import timezone
 
 from compliance.models import ComplianceJob
@@ -104,12 +106,30 @@ def job_file(*, job: ComplianceJob) -> Path | None:
     return path if path.is_file() else None
 
 
-def _progress(*, job_id, attempt: int):
-    def report(done: int, total: int) -> None:
-        still_mine = ComplianceJob.objects.filter(id=job_id, status=J.RUNNING, attempts=attempt).update(
+@contextmanager
+def _progress_writer():
+    """Runs a progress write. On SQLite, on a thread of its own with its own connection: the
+    runner's connection is inside a read (the rows being exported), and SQLite cannot turn a read
+    into a write once another connection has written since it began ("database is locked").
+    PostgreSQL has no such limit, and the runner's own connection writes."""
+    if not settings.IS_SQLITE:
+        yield lambda write: write()
+        return
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="compliance-progress") as pool:
+        try:
+            yield lambda write: pool.submit(write).result()
+        finally:
+            pool.submit(connections.close_all).result()  # that thread's connection
+
+
+def _progress(*, job_id, attempt: int, writer):
+    def write(done: int, total: int) -> int:
+        return ComplianceJob.objects.filter(id=job_id, status=J.RUNNING, attempts=attempt).update(
             done=done, total=total, progress_at=timezone.now()
         )
-        if not still_mine:
+
+    def report(done: int, total: int) -> None:
+        if not writer(lambda: write(done, total)):
             raise JobLost(f"job {job_id}: attempt {attempt} is no longer running it")
 
     return report
@@ -165,7 +185,8 @@ def job_run(*, job_id) -> ComplianceJob | None:
         return None
     file_written = None
     try:
-        fields, extra = RUNNERS[job.task](job, attempt=attempt, report=_progress(job_id=job.pk, attempt=attempt))
+        with _progress_writer() as writer:
+            fields, extra = RUNNERS[job.task](job, attempt=attempt, report=_progress(job_id=job.pk, attempt=attempt, writer=writer))
         file_written = fields.get("file_name")
         if not job_transition(job_id=job.pk, to=J.DONE, actor=WORKER, reason="finished", attempt=attempt,
                               fields={**fields, "finished_at": timezone.now()}, extra=extra):

@@ -210,7 +210,7 @@ def test_a_job_still_reporting_progress_is_left_alone(history, compliance, jobs_
 def test_a_worker_taken_for_dead_stops_at_its_next_report_and_leaves_its_successor_alone(history, compliance, jobs_in_process):
     job = export_job(compliance)
     claimed_long_ago(job)
-    late_worker = jobs._progress(job_id=job.pk, attempt=1)
+    late_worker = jobs._progress(job_id=job.pk, attempt=1, writer=lambda write: write())
     jobs_sweep()  # queued again (nothing starts it here)
     assert job_transition(job_id=job.pk, to=J.RUNNING, actor="compliance", reason="claimed", attempt=1, fields={"attempts": 2})
 
