@@ -218,13 +218,18 @@ def jobs_sweep(*, now=None) -> list[int]:
     for job_id, attempts, progress_at in stale.values_list("id", "attempts", "progress_at")[:100]:
         silence = f"its worker reported no progress since {progress_at.isoformat()}"
         if attempts < JOB_ATTEMPTS:
-            if job_transition(job_id=job_id, to=J.QUEUED, actor=SWEEPER, reason=f"{silence}: tried again",
-                              attempt=attempts, fields={"progress_at": now}):
+            taken_back = job_transition(job_id=job_id, to=J.QUEUED, actor=SWEEPER, reason=f"{silence}: tried again",
+                                        attempt=attempts, fields={"progress_at": now})
+            if taken_back:
                 restart.append(job_id)
         else:
             error = f"{silence}, after {attempts} attempts: given up"
-            job_transition(job_id=job_id, to=J.FAILED, actor=SWEEPER, reason=error, attempt=attempts,
-                           fields={"error": error, "finished_at": now})
+            taken_back = job_transition(job_id=job_id, to=J.FAILED, actor=SWEEPER, reason=error, attempt=attempts,
+                                        fields={"error": error, "finished_at": now})
+        if taken_back:
+            # What the silent worker had written so far (export_run's partial file) is no one's now.
+            for partial in Path(settings.CHRONOSX_EXPORT_DIR).glob(f".job-{job_id}-{attempts}.*.partial"):
+                partial.unlink(missing_ok=True)
     waiting = list(ComplianceJob.objects.filter(status=J.QUEUED, progress_at__lt=silent_since).values_list("id", flat=True)[:100])
     ComplianceJob.objects.filter(id__in=waiting, status=J.QUEUED).update(progress_at=now)
     return restart + waiting

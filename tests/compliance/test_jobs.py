@@ -176,11 +176,15 @@ def claimed_long_ago(job, *, attempt=1, seconds=3600):
 def test_a_job_whose_worker_went_silent_is_run_again_by_the_sweeper(history, compliance, jobs_in_process, settings):
     job = export_job(compliance)
     claimed_long_ago(job, seconds=settings.CHRONOSX_JOB_STALE_SECONDS + 1)
+    jobs_in_process.mkdir()
+    half_written = jobs_in_process / f".job-{job.pk}-1.xlsx.4242.partial"
+    half_written.write_bytes(b"PK")
 
     assert compliance_jobs_sweep() == [job.pk]  # queued again, and started at once (in process here)
 
     job.refresh_from_db()
     assert (job.status, job.attempts) == (J.DONE, 2) and job_file(job=job).name == f"job-{job.pk}-2.xlsx"
+    assert sorted(p.name for p in jobs_in_process.iterdir()) == [f"job-{job.pk}-2.xlsx"]
     assert [e[1:] for e in job_events(job)] == [
         (None, None), (J.QUEUED, J.RUNNING), (J.RUNNING, J.QUEUED), (J.QUEUED, J.RUNNING), (J.RUNNING, J.DONE)
     ]
