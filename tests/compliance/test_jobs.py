@@ -26,7 +26,6 @@ from compliance.services.jobs import (
 from compliance.tasks import compliance_jobs_sweep
 from governance.roles import PermissionDenied
 from ledger.models import AuditEvent
-from tests.builders import staff_member
 from tests.compliance.conftest import TODAY
 
 EXPORT = "/admin/compliance/export/"

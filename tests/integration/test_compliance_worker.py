@@ -9,11 +9,11 @@ import pytest
 from django.utils import timezone
 from openpyxl import load_workbook
 
+from chronosx.canonical import canonical_json
 from compliance.models import ComplianceJob
 from compliance.services.jobs import export_job_request, job_file
 from compliance.tasks import compliance_job_start, compliance_jobs_sweep
 from ledger.models import AuditEvent
-from chronosx.canonical import canonical_json
 from ledger.services import audit_chain_extend
 from tests.builders import staff_member
 from tests.compliance.conftest import TODAY
