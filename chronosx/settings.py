@@ -279,6 +279,11 @@ if EMBEDDED_TASKS and CHRONOSX_VENUE != "sandbox":
 # sent; older approvals expire unsent rather than trade at prices nobody re-checked.
 CHRONOSX_APPROVAL_MAX_AGE_SECONDS = float(env("CHRONOSX_APPROVAL_MAX_AGE_SECONDS", "120"))
 CHRONOSX_NODE_KEY_DIR = Path(env("CHRONOSX_NODE_KEY_DIR") or VAR_DIR / "keys")
+# Compliance jobs (exports and chain verifications started in the admin): where export files
+# are kept for download (the web process and the governance worker must both reach it), and
+# how long a running job may go without reporting progress before the sweeper takes it back.
+CHRONOSX_EXPORT_DIR = Path(env("CHRONOSX_EXPORT_DIR") or VAR_DIR / "exports")
+CHRONOSX_JOB_STALE_SECONDS = float(env("CHRONOSX_JOB_STALE_SECONDS", "300"))
 # Each node signs the audit chain's head (seq, hash) this often and keeps it in its key
 # folder, outside the database: verify_audit reports deleted newest events against it.
 CHRONOSX_CHECKPOINT_INTERVAL_SECONDS = float(env("CHRONOSX_CHECKPOINT_INTERVAL_SECONDS", "60"))
@@ -341,11 +346,13 @@ CELERY_BEAT_SCHEDULE = {
     "chain": {"task": "ledger.chain", "schedule": CHRONOSX_AUDIT_CHAIN_INTERVAL_SECONDS, "options": {"expires": 5}},
     "sweep": {"task": "governance.sweep", "schedule": CHRONOSX_SWEEP_INTERVAL_SECONDS},
     "reconcile": {"task": "exchange.reconcile", "schedule": CHRONOSX_SWEEP_INTERVAL_SECONDS},
+    "compliance-jobs": {"task": "compliance.sweep", "schedule": CHRONOSX_SWEEP_INTERVAL_SECONDS},
 }
 CELERY_BEAT_SCHEDULE_EMBEDDED_FAST = ["ledger.services.audit_chain_extend"]
 CELERY_BEAT_SCHEDULE_EMBEDDED = [
     "governance.services.sweep.proposals_sweep",
     "exchange.services.settling.orders_reconcile_and_sweep",
+    "compliance.tasks.compliance_jobs_sweep",
 ]
 # Queues: "governance" (evaluation, sweeps), one per MPC node ("risk", "portfolio",
 # "execution": each node's worker holds only its own key), "router" (orders).

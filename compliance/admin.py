@@ -1,5 +1,6 @@
 """The audit trail in the admin: newest first, filtered by time, kind, actor and proposal,
-payloads shown readably, and the chain verified on request (verify_audit permission)."""
+payloads shown readably, and the chain verified on request (verify_audit permission), in the
+background: the list shows the verification's progress, then its result and head hash."""
 
 import json
 
@@ -11,12 +12,16 @@ from django.urls import path, reverse
 from django.utils.html import format_html
 
 from chronosx.admin import ReadOnlyAdmin
-from compliance.selectors.audit import audit_chain_status
+from compliance import tasks
+from compliance.models import ComplianceJob
+from compliance.services.jobs import chain_verify_job_request
 from governance.roles import EXPORT_REPORTS, VERIFY_AUDIT, user_may
 from ledger.models import AuditEvent
 from ledger.selectors import audit_chain_head, audit_unchained_count
 
 PAYLOAD_SHOWN = 160
+# The session key holding the id of the chain verification this user started last.
+VERIFY_JOB = "chronosx_chain_verify_job"
 
 
 def payload_summary(payload: str) -> str:
@@ -90,30 +95,28 @@ class AuditEventAdmin(ReadOnlyAdmin):
 
     def changelist_view(self, request, extra_context=None):
         head = audit_chain_head()
+        may_verify = user_may(request.user, VERIFY_AUDIT)
+        job_id = request.session.get(VERIFY_JOB)
         extra_context = {
             **(extra_context or {}),
             "chain_head": {"seq": head[0], "hash": head[1]} if head else None,
             "chain_unchained": audit_unchained_count(),
-            "may_verify": user_may(request.user, VERIFY_AUDIT),
+            "may_verify": may_verify,
             "may_export": user_may(request.user, EXPORT_REPORTS),
-            "verified": request.session.pop("chronosx_chain_verified", None),
+            "verify_job": ComplianceJob.objects.filter(pk=job_id).first() if job_id and may_verify else None,
         }
         return super().changelist_view(request, extra_context)
 
     def verify_view(self, request):
-        """POST: walk the whole chain against the nodes' checkpoints, as `verify_audit` does,
-        and show the result and the head hash above the list."""
+        """POST: start walking the whole chain against the nodes' checkpoints, as `verify_audit`
+        does, in the background; the list then shows its progress, its result and the head hash."""
         if request.method != "POST":
             return HttpResponseNotAllowed(["POST"])
         if not user_may(request.user, VERIFY_AUDIT):
             raise PermissionDenied(f"{request.user.get_username()} may not verify the audit chain")
-        status = audit_chain_status()
-        request.session["chronosx_chain_verified"] = {
-            "ok": status.ok,
-            "summary": status.summary,
-            "head_seq": status.head_seq,
-            "head_hash": status.head_hash,
-        }
+        job = chain_verify_job_request(user=request.user, actor=f"admin:{request.user.get_username()}")
+        tasks.compliance_job_start(job.pk)
+        request.session[VERIFY_JOB] = job.pk
         # Back to the list as it was filtered (only its query string is taken from the form).
         query = request.POST.get("query", "")
         url = reverse("admin:ledger_auditevent_changelist")

@@ -1,6 +1,6 @@
 from django import forms
 
-from compliance.services import DATE_HELP, FORMATS, KINDS
+from compliance.services.exports import DATE_HELP, FORMATS, KINDS
 from governance.models import Strategy
 
 KIND_LABELS = {

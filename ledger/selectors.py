@@ -61,7 +61,7 @@ def audit_chain_hash_at(seq: int) -> str | None:
     return AuditEvent.objects.filter(seq=seq).values_list("hash", flat=True).first()
 
 
-def audit_chain_verify(*, chunk_size: int = 5000, checkpoints=()) -> ChainReport:
+def audit_chain_verify(*, chunk_size: int = 5000, checkpoints=(), on_progress=None) -> ChainReport:
     """Walk the whole chain in seq order, streaming; stop at the first event that does not verify.
 
     Each event must have the next seq (1, 2, 3… no gap, no repeat), hold the hash of
@@ -72,6 +72,8 @@ def audit_chain_verify(*, chunk_size: int = 5000, checkpoints=()) -> ChainReport
     it, so a chain changed and re-hashed up to there fails ("rewritten"); a checkpoint
     past the last event means the newest events were deleted ("truncated"). Read them
     before calling: the chain only grows, so it then holds every seq they cover.
+
+    `on_progress(count)`, when given, is called after every `chunk_size` events that verified.
     """
     checkpoints = sorted((ChainCheckpoint(*c) for c in checkpoints), key=lambda c: -c.seq)  # stable: ties keep order
     by_seq = defaultdict(list)
@@ -109,6 +111,8 @@ def audit_chain_verify(*, chunk_size: int = 5000, checkpoints=()) -> ChainReport
             matched += 1
             newest_matched = checkpoint
         prev, expected_seq, count = stored_hash, expected_seq + 1, count + 1
+        if on_progress is not None and count % chunk_size == 0:
+            on_progress(count)
     last_seq = expected_seq - 1
     beyond = [c for c in checkpoints if c.seq > last_seq]
     if beyond:

@@ -20,12 +20,14 @@ class ChainStatus:
     checkpoints: int  # node checkpoints matched
     summary: str  # one line, as a person reads it
 
-
-def audit_chain_status(*, chunk_size: int = 5000) -> ChainStatus:
+def audit_chain_status(*, chunk_size: int = 5000, on_progress=None) -> ChainStatus:
     """Walk the whole chain against the nodes' signed checkpoints in CHRONOSX_NODE_KEY_DIR,
-    exactly as `verify_audit` does (which also links committed events first: this only reads)."""
+    exactly as `verify_audit` does (which also links committed events first: this only reads).
+    `on_progress(count)`: called after every `chunk_size` events verified."""
     verified, problems = checkpoints_load(directories=[Path(settings.CHRONOSX_NODE_KEY_DIR)])
-    report = audit_chain_verify(chunk_size=chunk_size, checkpoints=[c.chain_checkpoint for c in verified])
+    report = audit_chain_verify(
+        chunk_size=chunk_size, checkpoints=[c.chain_checkpoint for c in verified], on_progress=on_progress
+    )
     head = audit_chain_head()
     head_seq = report.count if report.ok else (head[0] if head else 0)
     unchained = audit_unchained_count()

@@ -12,6 +12,8 @@ from datetime import timezone as dt_timezone
 from decimal import Decimal
 from typing import Callable, Iterator
 
+from django.db.models import QuerySet
+
 from chronosx.canonical import canonical_json, decimal_text
 from exchange.models import Order
 from governance.engine import CHECK_ORDER
@@ -30,6 +32,11 @@ class Table:
     kind: str
     columns: tuple[str, ...]
     rows: Callable[..., Iterator[tuple]]
+    # The records the rows are made of (same arguments as `rows`): how many there are, for progress.
+    records: Callable[..., QuerySet]
+
+    def count(self, **range_) -> int:
+        return self.records(**range_).count()
 
 
 def text(value) -> str:
@@ -64,12 +71,15 @@ def proposal_force_columns(proposal) -> list[str]:
     return [text(summary["forced"]), *(text(force.get(k)) for k in ("requested_by", "approved_by", "reason", "approved_at"))]
 
 
-def _proposal_rows(*, since, until, strategy=None):
+def _proposal_records(*, since, until, strategy=None) -> QuerySet:
     qs = Proposal.objects.filter(received_at__gte=since, received_at__lt=until)
-    if strategy:
-        qs = qs.filter(strategy__slug=strategy)
+    return qs.filter(strategy__slug=strategy) if strategy else qs
+
+
+def _proposal_rows(*, since, until, strategy=None):
     qs = (
-        qs.select_related("agent", "strategy", "instrument", "decision")
+        _proposal_records(since=since, until=until, strategy=strategy)
+        .select_related("agent", "strategy", "instrument", "decision")
         .prefetch_related("force_requests")
         .order_by("received_at", "id")
     )
@@ -107,11 +117,13 @@ VOTE_COLUMNS = (
 )
 
 
-def _vote_rows(*, since, until, strategy=None):
+def _vote_records(*, since, until, strategy=None) -> QuerySet:
     qs = Vote.objects.filter(cast_at__gte=since, cast_at__lt=until)
-    if strategy:
-        qs = qs.filter(proposal__strategy__slug=strategy)
-    qs = qs.select_related("proposal__strategy", "proposal__instrument").order_by("cast_at", "id")
+    return qs.filter(proposal__strategy__slug=strategy) if strategy else qs
+
+
+def _vote_rows(*, since, until, strategy=None):
+    qs = _vote_records(since=since, until=until, strategy=strategy).select_related("proposal__strategy", "proposal__instrument").order_by("cast_at", "id")
     for v in qs.iterator(chunk_size=CHUNK):
         yield (
             text(v.proposal_id), v.proposal.strategy.slug, v.proposal.instrument.symbol, v.node, v.verdict, v.reason,
@@ -130,11 +142,13 @@ ORDER_COLUMNS = (
 )
 
 
-def _order_rows(*, since, until, strategy=None):
+def _order_records(*, since, until, strategy=None) -> QuerySet:
     qs = Order.objects.filter(created_at__gte=since, created_at__lt=until)
-    if strategy:
-        qs = qs.filter(proposal__strategy__slug=strategy)
-    qs = qs.select_related("proposal__strategy").order_by("created_at", "id")
+    return qs.filter(proposal__strategy__slug=strategy) if strategy else qs
+
+
+def _order_rows(*, since, until, strategy=None):
+    qs = _order_records(since=since, until=until, strategy=strategy).select_related("proposal__strategy").order_by("created_at", "id")
     for o in qs.iterator(chunk_size=CHUNK):
         yield (
             o.client_order_id, text(o.proposal_id), o.proposal.strategy.slug, o.venue, "live" if o.live else "sandbox",
@@ -152,11 +166,13 @@ FILL_COLUMNS = (
 )
 
 
-def _fill_rows(*, since, until, strategy=None):
+def _fill_records(*, since, until, strategy=None) -> QuerySet:
     qs = Fill.objects.filter(filled_at__gte=since, filled_at__lt=until)
-    if strategy:
-        qs = qs.filter(strategy__slug=strategy)
-    qs = qs.select_related("order", "strategy", "instrument").order_by("filled_at", "id")
+    return qs.filter(strategy__slug=strategy) if strategy else qs
+
+
+def _fill_rows(*, since, until, strategy=None):
+    qs = _fill_records(since=since, until=until, strategy=strategy).select_related("order", "strategy", "instrument").order_by("filled_at", "id")
     for f in qs.iterator(chunk_size=CHUNK):
         yield (
             text(f.filled_at), "live" if f.live else "sandbox", f.venue, f.trade_id, f.order.client_order_id,
@@ -170,23 +186,29 @@ def _fill_rows(*, since, until, strategy=None):
 AUDIT_COLUMNS = ("seq", "created_at", "kind", "actor", "proposal_id", "payload", "prev_hash", "hash")
 
 
-def _audit_rows(*, since, until, strategy=None, up_to_seq=None):
-    """Chained events only, in seq order; `up_to_seq`: none past the head that was verified.
+def _audit_records(*, since, until, strategy=None, up_to_seq=None) -> QuerySet:
+    """Chained events only; `up_to_seq`: none past the head that was verified.
     With a strategy: the events of that strategy's proposals."""
     qs = AuditEvent.objects.filter(seq__isnull=False, created_at__gte=since, created_at__lt=until)
     if up_to_seq is not None:
         qs = qs.filter(seq__lte=up_to_seq)
     if strategy:
         qs = qs.filter(proposal_id__in=Proposal.objects.filter(strategy__slug=strategy).values("id"))
+    return qs
+
+
+def _audit_rows(*, since, until, strategy=None, up_to_seq=None):
+    """In seq order."""
+    qs = _audit_records(since=since, until=until, strategy=strategy, up_to_seq=up_to_seq)
     rows = qs.order_by("seq").values_list(*AUDIT_COLUMNS)
     for seq, created_at, kind, actor, proposal_id, payload, prev_hash, hash_ in rows.iterator(chunk_size=CHUNK):
         yield (text(seq), text(created_at), kind, actor, text(proposal_id), payload, prev_hash, hash_)
 
 
 TABLES = {
-    "proposals": Table("proposals", PROPOSAL_COLUMNS, _proposal_rows),
-    "votes": Table("votes", VOTE_COLUMNS, _vote_rows),
-    "orders": Table("orders", ORDER_COLUMNS, _order_rows),
-    "fills": Table("fills", FILL_COLUMNS, _fill_rows),
-    "audit": Table("audit", AUDIT_COLUMNS, _audit_rows),
+    "proposals": Table("proposals", PROPOSAL_COLUMNS, _proposal_rows, _proposal_records),
+    "votes": Table("votes", VOTE_COLUMNS, _vote_rows, _vote_records),
+    "orders": Table("orders", ORDER_COLUMNS, _order_rows, _order_records),
+    "fills": Table("fills", FILL_COLUMNS, _fill_rows, _fill_records),
+    "audit": Table("audit", AUDIT_COLUMNS, _audit_rows, _audit_records),
 }

@@ -40,6 +40,15 @@ def history(api):
 
 
 @pytest.fixture
+def jobs_in_process(settings, tmp_path):
+    """Compliance jobs run as the Celery task, eagerly, in the test's own transaction (the
+    embedded default's thread would not see the test's uncommitted rows); files under tmp_path."""
+    settings.EMBEDDED_TASKS = False
+    settings.CHRONOSX_EXPORT_DIR = tmp_path / "exports"
+    return settings.CHRONOSX_EXPORT_DIR
+
+
+@pytest.fixture
 def compliance(seeded):
     return staff_member("compliance", "cora")
 

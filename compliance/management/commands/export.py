@@ -10,7 +10,7 @@ with the reason on stderr. One audit event per export.
 
 from django.core.management.base import CommandError
 
-from compliance.services import DATE_HELP, KINDS, ExportError, export_check, export_period, export_run
+from compliance.services.exports import DATE_HELP, KINDS, ExportError, export_check, export_period, export_run
 from governance.management.base import OperatorCommand
 from governance.roles import EXPORT_REPORTS, command_actor
 
