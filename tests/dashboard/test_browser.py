@@ -10,7 +10,7 @@ from governance.models import WorkerHeartbeat
 from tests.ci_services import service_missing  # fails instead of skipping under CI=true
 from tests.dashboard.chromium import Chromium, chromium_missing_reason
 
-SCREENSHOT = Path("/tmp/chronosx-dashboard.png")
+SCREENSHOT = Path(__file__).resolve().parents[2] / "var" / "screenshots" / "dashboard.png"
 PANELS = ["health", "nodes", "controls", "ruleset", "portfolio", "allocation", "decisions", "activity", "proposals"]
 
 pytestmark = pytest.mark.integration
@@ -76,5 +76,6 @@ def test_dashboard_renders_in_chromium_and_htmx_keeps_the_panels_live(browser, l
     )
     assert browser.evaluate(f"!!document.getElementById({js('trace-' + blocked)})")
 
+    SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
     png = browser.screenshot(SCREENSHOT)
     assert png.startswith(b"\x89PNG\r\n\x1a\n") and len(png) > 20_000
