@@ -6,6 +6,7 @@ back within 10 s with nothing lost; a second scripts/up is harmless; scripts/dow
 
 import os
 import re
+import signal
 import socket
 import subprocess
 import sys
@@ -62,8 +63,17 @@ class Stack:
         self.cert = str(self.prefix / "tls/cert.pem")
 
     def script(self, *argv, timeout=420):
-        return subprocess.run(argv, cwd=ROOT, env=self.env, capture_output=True, text=True, timeout=timeout,
-                              stdin=subprocess.DEVNULL)
+        """Run a script in a process group of its own: one that runs out of time is killed with
+        everything it started (a `migrate` left behind held the next run's database)."""
+        proc = subprocess.Popen(argv, cwd=ROOT, env=self.env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True, start_new_session=True)
+        try:
+            out, err = proc.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.communicate()
+            raise
+        return subprocess.CompletedProcess(argv, proc.returncode, out, err)
 
     def manage(self, *args) -> str:
         done = self.script(str(self.prefix / "bin/manage"), *args, timeout=120)
