@@ -81,18 +81,27 @@ def percentiles(values) -> str:
 # --- the stack ---------------------------------------------------------------------------
 
 
+def services_env() -> dict:
+    """The owner role's DATABASE_URL and CHRONOSX_TEST_REDIS_URL: the environment's when both
+    are set (the services are already up), else what scripts/services-up starts and prints."""
+    if os.environ.get("DATABASE_URL") and os.environ.get("CHRONOSX_TEST_REDIS_URL"):
+        return {name: os.environ[name] for name in ("DATABASE_URL", "CHRONOSX_TEST_REDIS_URL")}
+    services = subprocess.run([str(ROOT / "scripts/services-up")], capture_output=True, text=True, check=True)
+    return dict(
+        line.removeprefix("export ").split("=", 1) for line in services.stdout.splitlines() if line.startswith("export ")
+    )
+
+
 class Stack:
     def __init__(self, args):
         self.args = args
         self.tmp = Path(tempfile.mkdtemp(prefix="chronosx-bench-"))
         self.procs: dict[str, subprocess.Popen] = {}
-        services = subprocess.run([str(ROOT / "scripts/services-up")], capture_output=True, text=True, check=True)
-        exported = dict(
-            line.removeprefix("export ").split("=", 1) for line in services.stdout.splitlines() if line.startswith("export ")
-        )
+        exported = services_env()
         owner_url = exported["DATABASE_URL"]
         self.database = f"bench_{uuid.uuid4().hex[:8]}"
-        self.admin_url = owner_url
+        # CREATE and DROP DATABASE from the maintenance database: the one in the URL may not exist.
+        self.admin_url = owner_url.rsplit("/", 1)[0] + "/postgres"
         self.url = owner_url.rsplit("/", 1)[0] + "/" + self.database
         redis = exported["CHRONOSX_TEST_REDIS_URL"].rstrip("/") + "/9"
         self.env = {

@@ -20,6 +20,7 @@ from django.db import close_old_connections, connection
 from django.http import StreamingHttpResponse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from rest_framework.negotiation import BaseContentNegotiation
 from rest_framework.views import APIView
 
 from chronosx.canonical import canonical_json
@@ -269,7 +270,21 @@ def _stream_sync(cursor: int, strategies):
             time.sleep(WSGI_POLL_SECONDS)
 
 
+class _AnyAccept(BaseContentNegotiation):
+    """An SSE client (a browser's EventSource among them) sends `Accept: text/event-stream`,
+    which no DRF renderer names: the stream is not rendered by DRF, and an error answer before
+    it starts is the JSON envelope whatever the client accepts."""
+
+    def select_parser(self, request, parsers):
+        return parsers[0]
+
+    def select_renderer(self, request, renderers, format_suffix=None):
+        return renderers[0], renderers[0].media_type
+
+
 class StreamApi(APIView):
+    content_negotiation_class = _AnyAccept
+
     @extend_schema(
         parameters=[
             OpenApiParameter(
