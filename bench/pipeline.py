@@ -4,7 +4,7 @@
 
 It starts its own stack on this machine, as the README's production stack runs it:
 PostgreSQL and Redis (scripts/services-up), a fresh database, the ASGI server, the
-governance worker, beat, the three MPC node workers (each with only its own key) and the
+governance worker, beat, the audit sequencer, the three MPC node workers (each with only its own key) and the
 router on the sandbox venue. For each rate it sends proposals at that fixed rate for the
 duration without waiting for answers (open loop: a slow answer does not slow the sender),
 then waits up to 30 s for every accepted proposal to be final. It prints
@@ -148,6 +148,8 @@ class Stack:
                            "--log-level", "warning"], no_keys)
         self.spawn("governance", [*worker, "-Q", "governance", "-n", "governance@%h", "-c", str(self.args.concurrency)], no_keys)
         self.spawn("beat", [*celery, "beat", "-l", "WARNING", "-s", str(self.tmp / "beat-schedule")], no_keys)
+        if not getattr(self.args, "without_sequencer", False):
+            self.spawn("sequencer", [sys.executable, "manage.py", "audit_sequencer"], no_keys)
         for node in NODES:
             self.spawn(node, [*worker, "-Q", node, "-n", f"{node}@%h", "-c", str(self.args.concurrency)],
                        {"CHRONOSX_NODE": node, "CHRONOSX_NODE_KEY_DIR": str(self.tmp / f"keys-{node}")})
@@ -171,6 +173,10 @@ class Stack:
 
     def peak_rss(self) -> dict[str, list[int]]:
         """Peak RSS (KiB) of each process and its descendants, by role."""
+        return {name: [rss for rss in (self._hwm(pid) for pid in pids) if rss] for name, pids in self.pids().items()}
+
+    def pids(self) -> dict[str, list[int]]:
+        """Each role's process and its descendants."""
         children: dict[int, list[int]] = {}
         for stat in Path("/proc").glob("[0-9]*/stat"):
             try:
@@ -185,7 +191,7 @@ class Stack:
                 pid = todo.pop()
                 pids.append(pid)
                 todo.extend(children.get(pid, []))
-            out[name] = [rss for rss in (self._hwm(pid) for pid in pids) if rss]
+            out[name] = pids
         return out
 
     @staticmethod

@@ -103,6 +103,18 @@ def wait_final(proposal_ids, seconds: float) -> int:
     return still_open
 
 
+def cpu_seconds(pids) -> float:
+    """User and system CPU time the processes have used so far."""
+    ticks = 0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        ticks += int(fields[11]) + int(fields[12])
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
 def quantiles(values: list[float]) -> str:
     if not values:
         return "n/a"
@@ -123,8 +135,13 @@ async def measure(stack: Stack, args, staff_token: str) -> None:
     timeout = aiohttp.ClientTimeout(total=None, sock_read=None)
     async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
         readers = [Reader(staff_token if n % 2 == 0 else stack.token) for n in range(args.streams)]
-        running = [asyncio.ensure_future(reader.run(session, stack.base, after)) for reader in readers]
-        await asyncio.wait_for(asyncio.gather(*(reader.opened.wait() for reader in readers)), timeout=60)
+        running = []
+        # Opened 20 at a time: each opening request holds a PostgreSQL connection of its own for a
+        # moment, and 200 at once would exceed the server's max_connections (100 by default).
+        for first in range(0, len(readers), 20):
+            batch = readers[first:first + 20]
+            running += [asyncio.ensure_future(reader.run(session, stack.base, after)) for reader in batch]
+            await asyncio.wait_for(asyncio.gather(*(reader.opened.wait() for reader in batch)), timeout=60)
         print(f"{args.streams} streams open after seq {after}; posting {args.rate:g}/s for {args.duration:g} s")
         accepted, codes = await post_proposals(session, stack.base, stack.token, args.rate, args.duration)
         still_open = await asyncio.to_thread(wait_final, accepted, 60)
@@ -137,7 +154,7 @@ async def measure(stack: Stack, args, staff_token: str) -> None:
             task.cancel()
         await asyncio.gather(*running, return_exceptions=True)
 
-    latencies, delivered, lost, duplicated = [], 0, 0, 0
+    latencies, delivered, lost, duplicated, earliest = [], 0, 0, 0, {}
     for reader in readers:
         seen = Counter(seq for seq, _ in reader.received)
         duplicated += sum(count - 1 for count in seen.values())
@@ -147,10 +164,14 @@ async def measure(stack: Stack, args, staff_token: str) -> None:
         for seq, at in reader.received:
             first_arrival.setdefault(seq, at)
         latencies += [(at - owed[seq]) * 1000 for seq, at in first_arrival.items() if seq in owed]
+        for seq, at in first_arrival.items():
+            earliest[seq] = min(at, earliest.get(seq, at))
     print(f"proposals: status codes {dict(codes)}, accepted {len(accepted)}, not final after 60 s {still_open}")
     print(f"events owed per stream {len(owed)}; owed in all {len(owed) * len(readers)}, delivered {delivered}, "
           f"lost {lost}, duplicated {duplicated}")
     print(f"commit->delivery  {quantiles(latencies)}")
+    # The first stream to get an event shows the chaining and reading; the rest, the fan-out.
+    print(f"commit->first of the streams  {quantiles([(at - owed[seq]) * 1000 for seq, at in earliest.items() if seq in owed])}")
 
 
 def main():
@@ -177,7 +198,12 @@ def main():
                                    "--staff").splitlines()[-1]
         print(f"stack up: web workers {args.web_workers}, sequencer {'off' if args.without_sequencer else 'on'}; "
               f"logs in {stack.tmp}; load average {os.getloadavg()[0]:.1f}")
+        before = {name: cpu_seconds(pids) for name, pids in stack.pids().items()}
+        client_before = sum(os.times()[:2])
         asyncio.run(measure(stack, args, staff_token))
+        used = {name: cpu_seconds(pids) - before.get(name, 0) for name, pids in stack.pids().items()}
+        print("CPU seconds used during the run: " + ", ".join(f"{name} {seconds:.1f}" for name, seconds in used.items())
+              + f", this client {sum(os.times()[:2]) - client_before:.1f}")
         web = stack.peak_rss()["web"]
         print(f"peak RSS of the web processes (MiB): {', '.join(f'{kib / 1024:.0f}' for kib in web)}; "
               f"load average {os.getloadavg()[0]:.1f}")

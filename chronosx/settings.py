@@ -332,6 +332,9 @@ CELERY_WORKER_HIJACK_ROOT_LOGGER = not CHRONOSX_LOG_JSON
 # functions in-process when there is no broker.
 # The audit sequencer links committed events into the hash chain this often.
 CHRONOSX_AUDIT_CHAIN_INTERVAL_SECONDS = float(env("CHRONOSX_AUDIT_CHAIN_INTERVAL_SECONDS", "1"))
+# The sequencer process (manage.py audit_sequencer) looks for newly committed events this often:
+# the stream delivers an event within about this long of its commit, plus its transaction's wait.
+CHRONOSX_AUDIT_SEQUENCER_POLL_SECONDS = float(env("CHRONOSX_AUDIT_SEQUENCER_POLL_SECONDS", "0.02"))
 CELERY_BEAT_SCHEDULE = {
     # A round nobody took within 5 s is dropped: the next one does the same work.
     "chain": {"task": "ledger.chain", "schedule": CHRONOSX_AUDIT_CHAIN_INTERVAL_SECONDS, "options": {"expires": 5}},
