@@ -342,6 +342,9 @@ CELERY_BEAT_SCHEDULE = {
     "reconcile": {"task": "exchange.reconcile", "schedule": CHRONOSX_SWEEP_INTERVAL_SECONDS},
 }
 CELERY_BEAT_SCHEDULE_EMBEDDED_FAST = ["ledger.services.audit_chain_extend"]
+# The embedded default runs the sequencer's loop on a thread of its own too (production: the
+# `manage.py audit_sequencer` process); the fast round above stays as its fallback.
+CHRONOSX_EMBEDDED_SEQUENCER = "ledger.services.audit_sequencer_run"
 CELERY_BEAT_SCHEDULE_EMBEDDED = [
     "governance.services.sweep.proposals_sweep",
     "exchange.services.settling.orders_reconcile_and_sweep",
