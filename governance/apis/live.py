@@ -20,7 +20,7 @@ from functools import partial
 
 import psycopg
 from asgiref.sync import sync_to_async
-from django.db import connection
+from django.db import DatabaseError, connection
 from django.http import StreamingHttpResponse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
@@ -293,7 +293,13 @@ class _EventTail:
                 ready = [s for s in self.streams if s.queue.qsize() < 4]
                 rows, last, self.opened = [], None, False
                 if ready:
-                    rows, last = await self.reader.read(_events, min(s.cursor for s in ready))
+                    try:
+                        rows, last = await self.reader.read(_events, min(s.cursor for s in ready))
+                    except DatabaseError:
+                        # The streams stay open and resume where they were once the database answers.
+                        log.warning("stream: reading events failed; retrying in 1 s", exc_info=True)
+                        await asyncio.sleep(1)
+                        continue
                     # Streams at the same point with the same strategies (every staff stream, most
                     # agents' streams) get one text, built once: 200 streams cost one filter each.
                     texts: dict[tuple, bytes] = {}
