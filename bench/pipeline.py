@@ -4,7 +4,7 @@
 
 It starts its own stack on this machine, as the README's production stack runs it:
 PostgreSQL and Redis (scripts/services-up), a fresh database, the ASGI server, the
-governance worker, beat, the three MPC node workers (each with only its own key) and the
+governance worker, beat, the audit sequencer, the three MPC node workers (each with only its own key) and the
 router on the sandbox venue. For each rate it sends proposals at that fixed rate for the
 duration without waiting for answers (open loop: a slow answer does not slow the sender),
 then waits up to 30 s for every accepted proposal to be final. It prints
@@ -81,18 +81,27 @@ def percentiles(values) -> str:
 # --- the stack ---------------------------------------------------------------------------
 
 
+def services_env() -> dict:
+    """The owner role's DATABASE_URL and CHRONOSX_TEST_REDIS_URL: the environment's when both
+    are set (the services are already up), else what scripts/services-up starts and prints."""
+    if os.environ.get("DATABASE_URL") and os.environ.get("CHRONOSX_TEST_REDIS_URL"):
+        return {name: os.environ[name] for name in ("DATABASE_URL", "CHRONOSX_TEST_REDIS_URL")}
+    services = subprocess.run([str(ROOT / "scripts/services-up")], capture_output=True, text=True, check=True)
+    return dict(
+        line.removeprefix("export ").split("=", 1) for line in services.stdout.splitlines() if line.startswith("export ")
+    )
+
+
 class Stack:
     def __init__(self, args):
         self.args = args
         self.tmp = Path(tempfile.mkdtemp(prefix="chronosx-bench-"))
         self.procs: dict[str, subprocess.Popen] = {}
-        services = subprocess.run([str(ROOT / "scripts/services-up")], capture_output=True, text=True, check=True)
-        exported = dict(
-            line.removeprefix("export ").split("=", 1) for line in services.stdout.splitlines() if line.startswith("export ")
-        )
+        exported = services_env()
         owner_url = exported["DATABASE_URL"]
         self.database = f"bench_{uuid.uuid4().hex[:8]}"
-        self.admin_url = owner_url
+        # CREATE and DROP DATABASE from the maintenance database: the one in the URL may not exist.
+        self.admin_url = owner_url.rsplit("/", 1)[0] + "/postgres"
         self.url = owner_url.rsplit("/", 1)[0] + "/" + self.database
         redis = exported["CHRONOSX_TEST_REDIS_URL"].rstrip("/") + "/9"
         self.env = {
@@ -139,6 +148,8 @@ class Stack:
                            "--log-level", "warning"], no_keys)
         self.spawn("governance", [*worker, "-Q", "governance", "-n", "governance@%h", "-c", str(self.args.concurrency)], no_keys)
         self.spawn("beat", [*celery, "beat", "-l", "WARNING", "-s", str(self.tmp / "beat-schedule")], no_keys)
+        if not getattr(self.args, "without_sequencer", False):
+            self.spawn("sequencer", [sys.executable, "manage.py", "audit_sequencer"], no_keys)
         for node in NODES:
             self.spawn(node, [*worker, "-Q", node, "-n", f"{node}@%h", "-c", str(self.args.concurrency)],
                        {"CHRONOSX_NODE": node, "CHRONOSX_NODE_KEY_DIR": str(self.tmp / f"keys-{node}")})
@@ -162,6 +173,10 @@ class Stack:
 
     def peak_rss(self) -> dict[str, list[int]]:
         """Peak RSS (KiB) of each process and its descendants, by role."""
+        return {name: [rss for rss in (self._hwm(pid) for pid in pids) if rss] for name, pids in self.pids().items()}
+
+    def pids(self) -> dict[str, list[int]]:
+        """Each role's process and its descendants."""
         children: dict[int, list[int]] = {}
         for stat in Path("/proc").glob("[0-9]*/stat"):
             try:
@@ -176,7 +191,7 @@ class Stack:
                 pid = todo.pop()
                 pids.append(pid)
                 todo.extend(children.get(pid, []))
-            out[name] = [rss for rss in (self._hwm(pid) for pid in pids) if rss]
+            out[name] = pids
         return out
 
     @staticmethod

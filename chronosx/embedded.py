@@ -1,6 +1,6 @@
 """Embedded mode: with no broker, one process is every worker. The periodic jobs that
 Celery beat runs in production, and every kind of worker's heartbeat, run on a daemon
-thread inside the server process.
+thread inside the server process; the audit sequencer's loop on another.
 
 It starts on the first request a process serves, however the app is served (`manage.py
 runserver`, uvicorn, gunicorn): exactly once per process, and again in a process forked
@@ -52,6 +52,12 @@ def _loop():
             _run(settings.CELERY_BEAT_SCHEDULE_EMBEDDED_FAST)
 
 
+def _sequence():
+    """Events chained within tens of milliseconds of their commit, so that the event stream
+    delivers them then, rather than at the loop's next round."""
+    import_string(settings.CHRONOSX_EMBEDDED_SEQUENCER)(poll_seconds=settings.CHRONOSX_AUDIT_SEQUENCER_POLL_SECONDS)
+
+
 def start_embedded_loop(**kwargs) -> bool:
     """Start the loop in this process if it is embedded and not running here yet. Returns whether it started."""
     global _started_in_pid
@@ -63,5 +69,6 @@ def start_embedded_loop(**kwargs) -> bool:
         _started_in_pid = os.getpid()
         workers.beat_once(workers.registered_kinds())
         threading.Thread(target=_loop, name="chronosx-embedded", daemon=True).start()
-    log.info("embedded loop started in process %s: heartbeats, sweeper, reconciler", os.getpid())
+        threading.Thread(target=_sequence, name="chronosx-sequencer", daemon=True).start()
+    log.info("embedded loop started in process %s: heartbeats, sweeper, reconciler, audit sequencer", os.getpid())
     return True

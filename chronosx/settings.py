@@ -341,6 +341,9 @@ CELERY_WORKER_HIJACK_ROOT_LOGGER = not CHRONOSX_LOG_JSON
 # functions in-process when there is no broker.
 # The audit sequencer links committed events into the hash chain this often.
 CHRONOSX_AUDIT_CHAIN_INTERVAL_SECONDS = float(env("CHRONOSX_AUDIT_CHAIN_INTERVAL_SECONDS", "1"))
+# The sequencer process (manage.py audit_sequencer) looks for newly committed events this often:
+# the stream delivers an event within about this long of its commit, plus its transaction's wait.
+CHRONOSX_AUDIT_SEQUENCER_POLL_SECONDS = float(env("CHRONOSX_AUDIT_SEQUENCER_POLL_SECONDS", "0.02"))
 CELERY_BEAT_SCHEDULE = {
     # A round nobody took within 5 s is dropped: the next one does the same work.
     "chain": {"task": "ledger.chain", "schedule": CHRONOSX_AUDIT_CHAIN_INTERVAL_SECONDS, "options": {"expires": 5}},
@@ -349,6 +352,9 @@ CELERY_BEAT_SCHEDULE = {
     "compliance-jobs": {"task": "compliance.sweep", "schedule": CHRONOSX_SWEEP_INTERVAL_SECONDS},
 }
 CELERY_BEAT_SCHEDULE_EMBEDDED_FAST = ["ledger.services.audit_chain_extend"]
+# The embedded default runs the sequencer's loop on a thread of its own too (production: the
+# `manage.py audit_sequencer` process); the fast round above stays as its fallback.
+CHRONOSX_EMBEDDED_SEQUENCER = "ledger.services.audit_sequencer_run"
 CELERY_BEAT_SCHEDULE_EMBEDDED = [
     "governance.services.sweep.proposals_sweep",
     "exchange.services.settling.orders_reconcile_and_sweep",

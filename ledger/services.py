@@ -1,18 +1,24 @@
 import decimal
+import logging
+import time
 import uuid
 from datetime import timezone as dt_timezone
 from decimal import Decimal
 
-from django.db import IntegrityError, connection, transaction
+from django.db import DatabaseError, IntegrityError, connection, transaction
 from django.db.models import Q
 from django.utils import timezone
 
 from chronosx.canonical import canonical_json, decimal_text, sha256_hex
 from ledger.models import AUDIT_CONTENT, AuditEvent, Fill, Lot, Position, RealizedPnl
 
+log = logging.getLogger(__name__)
+
 GENESIS_HASH = "0" * 64
 # Any constant: the advisory lock that keeps to one sequencer, so the chain never forks.
 AUDIT_CHAIN_LOCK = 7_345_001
+# PostgreSQL NOTIFY channel: a round linked events up to the seq it carries (sent on commit).
+AUDIT_CHAINED_CHANNEL = "chronosx_audit_chained"
 
 # Ledger arithmetic: wide enough that price × quantity is always exact.
 LEDGER_CONTEXT = decimal.Context(prec=60, rounding=decimal.ROUND_HALF_EVEN, traps=[decimal.InvalidOperation])
@@ -115,7 +121,34 @@ def audit_chain_extend(*, limit: int = 5000) -> int:
                 prev_hash=event.prev_hash,
             )
         AuditEvent.objects.bulk_update(events, ["seq", "prev_hash", "hash"], batch_size=1000)
+        if connection.vendor == "postgresql":
+            # Delivered when this round commits, and only then: the stream's pollers read at once.
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT pg_notify(%s, %s)", [AUDIT_CHAINED_CHANNEL, str(seq)])
         return len(events)
+
+
+def audit_sequencer_run(*, poll_seconds: float, rounds: int | None = None) -> None:
+    """The sequencer as a loop of its own (manage.py audit_sequencer): events are linked within
+    about `poll_seconds` of their commit, instead of at beat's next round (every second, which
+    stays as the fallback; the advisory lock lets either run at any time).
+
+    It polls rather than being woken by a NOTIFY from each business transaction: a transaction
+    that notifies takes a cluster-wide lock at commit, which would serialize every commit of
+    the pipeline. The poll is one read of the small unchained index; a round runs only when it
+    finds something. `rounds` bounds the loop (tests); None runs for ever."""
+    while rounds is None or rounds > 0:
+        rounds = None if rounds is None else rounds - 1
+        try:
+            if AuditEvent.objects.filter(hash__isnull=True).exists():
+                while audit_chain_extend():
+                    pass
+        except DatabaseError:
+            log.exception("audit sequencer round failed; retrying in 1 s")
+            connection.close()
+            time.sleep(1)
+            continue
+        time.sleep(poll_seconds)
 
 
 def fill_record(*, order, trade_id: str, price, quantity, fee, fee_asset: str, filled_at):

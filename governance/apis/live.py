@@ -4,22 +4,27 @@ server-sent event stream GET /api/v1/stream/.
 Neither holds a database connection or a thread while it waits. Under ASGI (uvicorn) the
 waiting is on the event loop, and one poller per process reads for every waiter at once:
 one query per round for the statuses of every awaited proposal, one for the events of every
-open stream. Under WSGI (runserver, the embedded default) a waiting request holds its own
+open stream. On PostgreSQL the event poller reads when the sequencer says it has linked
+events (NOTIFY, on one listening connection per process), so an event goes out as soon as
+it is chained. Under WSGI (runserver, the embedded default) a waiting request holds its own
 thread, polling, which is what WSGI can do.
 """
 
 import asyncio
+import logging
 import time
 import uuid
 import weakref
 from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 
+import psycopg
 from asgiref.sync import sync_to_async
-from django.db import close_old_connections, connection
+from django.db import DatabaseError, connection
 from django.http import StreamingHttpResponse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from rest_framework.negotiation import BaseContentNegotiation
 from rest_framework.views import APIView
 
 from chronosx.canonical import canonical_json
@@ -29,6 +34,9 @@ from governance.models import Proposal
 from governance.selectors.events import agent_strategy_ids, chain_head_seq, event_data, events_after, stream_type
 from governance.selectors.proposals import proposal_get
 from governance.serializers import ProposalSerializer
+from ledger.services import AUDIT_CHAINED_CHANNEL
+
+log = logging.getLogger(__name__)
 
 MAX_WAIT_SECONDS = 30
 FINAL = frozenset(
@@ -38,6 +46,10 @@ POLL_SECONDS = 0.05  # how often the shared pollers read while anyone waits
 WSGI_POLL_SECONDS = 0.2
 EVENTS_PER_READ = 1000
 HEARTBEAT_SECONDS = 15
+# With a listening connection the event poller also reads this often without a notification
+# (one lost with a dropped connection, or linked by a sequencer that could not notify).
+CHAINED_FALLBACK_SECONDS = 1.0
+LISTEN_RETRY_SECONDS = 5.0
 
 
 # --- Prefer: wait=N (RFC 7240) -----------------------------------------------------------
@@ -110,8 +122,19 @@ class _StatusWatch:
             await self.reader.idle()
 
 
+def _reader_connection() -> None:
+    """The poller's thread keeps its connection from one read to the next (idle() closes it
+    when nobody waits): the web tier's per-request close (CONN_MAX_AGE 0) would otherwise open
+    a new PostgreSQL connection for every round. One that failed is replaced."""
+    if connection.errors_occurred:
+        if connection.connection is not None and connection.is_usable():
+            connection.errors_occurred = False
+        else:
+            connection.close()
+
+
 def _statuses(ids) -> dict:
-    close_old_connections()
+    _reader_connection()
     return dict(Proposal.objects.filter(id__in=ids).values_list("id", "status"))
 
 
@@ -178,12 +201,67 @@ for endpoint, view in ((proposals_endpoint, _list_create), (proposal_detail_endp
 
 
 def sse_event(row: dict) -> str:
-    return f"id: {row['seq']}\nevent: {stream_type(row['kind'])}\ndata: {canonical_json(event_data(row))}\n\n"
+    # Written once per event and kept on the row, which the tail shares among every stream it goes to.
+    if "sse" not in row:
+        row["sse"] = f"id: {row['seq']}\nevent: {stream_type(row['kind'])}\ndata: {canonical_json(event_data(row))}\n\n"
+    return row["sse"]
+
+
+def _conninfo() -> str:
+    s = connection.settings_dict
+    options = {k: v for k, v in s.get("OPTIONS", {}).items() if isinstance(v, str)}
+    return psycopg.conninfo.make_conninfo(
+        dbname=s["NAME"], user=s["USER"], password=s["PASSWORD"], host=s["HOST"] or None, port=s["PORT"] or None,
+        **options,
+    )
+
+
+class _ChainedSignal:
+    """Waits on the event loop for the sequencer's NOTIFY that it linked events (PostgreSQL).
+    Without PostgreSQL, or while its connection cannot be had, waiting is a POLL_SECONDS sleep."""
+
+    def __init__(self):
+        self.listener: psycopg.AsyncConnection | None = None
+        self.retry_at = 0.0
+
+    async def wait(self, *, interrupted) -> None:
+        """Until a notification, CHAINED_FALLBACK_SECONDS, or `interrupted()` turns true (checked
+        every POLL_SECONDS, without a query: a stream just opened is owed its backlog at once)."""
+        if self.listener is None and connection.vendor == "postgresql" and time.monotonic() >= self.retry_at:
+            try:
+                self.listener = await psycopg.AsyncConnection.connect(_conninfo(), autocommit=True)
+                await self.listener.execute(f"LISTEN {AUDIT_CHAINED_CHANNEL}")
+                return  # read once more: what was linked before LISTEN took effect sent no notification here
+            except psycopg.Error:
+                log.warning("stream: cannot listen for chained events; polling every %s s", POLL_SECONDS, exc_info=True)
+                await self.close()
+                self.retry_at = time.monotonic() + LISTEN_RETRY_SECONDS
+        if self.listener is None:
+            await asyncio.sleep(POLL_SECONDS)
+            return
+        deadline = time.monotonic() + CHAINED_FALLBACK_SECONDS
+        try:
+            # A notification sent while the tail was reading waits in the socket: none is missed.
+            while time.monotonic() < deadline and not interrupted():
+                if [n async for n in self.listener.notifies(timeout=POLL_SECONDS, stop_after=1)]:
+                    return
+        except psycopg.Error:
+            log.warning("stream: the listening connection failed", exc_info=True)
+            await self.close()
+
+    async def close(self) -> None:
+        listener, self.listener = self.listener, None
+        if listener is not None:
+            try:
+                await listener.close()
+            except psycopg.Error:
+                pass
 
 
 class _Stream:
     def __init__(self, cursor: int, strategies):
-        self.cursor, self.strategies = cursor, strategies
+        self.cursor = cursor
+        self.strategies = None if strategies is None else frozenset(strategies)
         self.queue: asyncio.Queue = asyncio.Queue()
 
 
@@ -194,10 +272,13 @@ class _EventTail:
         self.streams: set[_Stream] = set()
         self.task = None
         self.reader = _Reader(loop)
+        self.chained = _ChainedSignal()
+        self.opened = False  # a stream opened since the last read
 
     def open(self, cursor: int, strategies) -> _Stream:
         stream = _Stream(cursor, strategies)
         self.streams.add(stream)
+        self.opened = True
         if self.task is None or self.task.done():
             self.task = asyncio.ensure_future(self._poll())
         return stream
@@ -210,26 +291,40 @@ class _EventTail:
             while self.streams:
                 # A stream still sending its last batches is left out of this round.
                 ready = [s for s in self.streams if s.queue.qsize() < 4]
-                rows, last = [], None
+                rows, last, self.opened = [], None, False
                 if ready:
-                    rows, last = await self.reader.read(_events, min(s.cursor for s in ready))
+                    try:
+                        rows, last = await self.reader.read(_events, min(s.cursor for s in ready))
+                    except DatabaseError:
+                        # The streams stay open and resume where they were once the database answers.
+                        log.warning("stream: reading events failed; retrying in 1 s", exc_info=True)
+                        await asyncio.sleep(1)
+                        continue
+                    # Streams at the same point with the same strategies (every staff stream, most
+                    # agents' streams) get one text, built once: 200 streams cost one filter each.
+                    texts: dict[tuple, bytes] = {}
                     for stream in ready:
-                        batch = [
-                            row for row in rows
-                            if row["seq"] > stream.cursor
-                            and (stream.strategies is None or row["strategy_id"] in stream.strategies)
-                        ]
-                        if batch:
-                            stream.queue.put_nowait(batch)
+                        key = (stream.cursor, stream.strategies)
+                        if key not in texts:
+                            texts[key] = "".join(
+                                sse_event(row) for row in rows
+                                if row["seq"] > stream.cursor
+                                and (stream.strategies is None or row["strategy_id"] in stream.strategies)
+                            ).encode()
+                        if texts[key]:
+                            stream.queue.put_nowait(texts[key])
                         stream.cursor = max(stream.cursor, last)
-                if last is None or len(rows) < EVENTS_PER_READ:
-                    await asyncio.sleep(POLL_SECONDS)
+                if len(ready) < len(self.streams):
+                    await asyncio.sleep(POLL_SECONDS)  # the streams left out catch up by polling
+                elif len(rows) < EVENTS_PER_READ:
+                    await self.chained.wait(interrupted=lambda: self.opened)
         finally:
+            await self.chained.close()
             await self.reader.idle()
 
 
 def _events(low: int):
-    close_old_connections()
+    _reader_connection()
     return events_after(seq=low, limit=EVENTS_PER_READ)
 
 
@@ -243,11 +338,12 @@ async def _stream_async(cursor: int, strategies):
         yield ": stream open\n\n"
         while True:
             try:
-                batch = await asyncio.wait_for(stream.queue.get(), timeout=HEARTBEAT_SECONDS)
-            except asyncio.TimeoutError:
+                async with asyncio.timeout(HEARTBEAT_SECONDS):
+                    text = await stream.queue.get()
+            except TimeoutError:
                 yield ": keep-alive\n\n"
                 continue
-            yield "".join(sse_event(row) for row in batch)
+            yield text
     finally:
         tail.close(stream)
 
@@ -269,7 +365,21 @@ def _stream_sync(cursor: int, strategies):
             time.sleep(WSGI_POLL_SECONDS)
 
 
+class _AnyAccept(BaseContentNegotiation):
+    """An SSE client (a browser's EventSource among them) sends `Accept: text/event-stream`,
+    which no DRF renderer names: the stream is not rendered by DRF, and an error answer before
+    it starts is the JSON envelope whatever the client accepts."""
+
+    def select_parser(self, request, parsers):
+        return parsers[0]
+
+    def select_renderer(self, request, renderers, format_suffix=None):
+        return renderers[0], renderers[0].media_type
+
+
 class StreamApi(APIView):
+    content_negotiation_class = _AnyAccept
+
     @extend_schema(
         parameters=[
             OpenApiParameter(

@@ -100,3 +100,14 @@ def test_the_staff_drop_copy_carries_every_agents_events_and_a_plain_agent_never
 def test_the_stream_needs_a_token(client, db):
     response = client.get("/api/v1/stream/")
     assert response.status_code == 401 and response.json()["error"]["code"] == "not_authenticated"
+
+
+def test_an_event_stream_client_that_accepts_only_text_event_stream_gets_the_stream(two_agents):
+    (mine, token), _ = two_agents
+    audit_record(kind="fill.recorded", actor="router", proposal_id=approved_proposal(agent=mine).id, payload={"trade_id": "t-1"})
+    chain()
+
+    response = client_for(token).get("/api/v1/stream/", HTTP_LAST_EVENT_ID="0", HTTP_ACCEPT="text/event-stream")
+
+    assert response["Content-Type"] == "text/event-stream"
+    assert [e["data"]["trade_id"] for e in events(response, 1)] == ["t-1"]

@@ -1,0 +1,34 @@
+"""The sequencer loop (manage.py audit_sequencer) and the notification each linking round sends."""
+
+import psycopg
+import pytest
+from django.db import connection
+
+from ledger.models import AuditEvent
+from ledger.services import AUDIT_CHAINED_CHANNEL, audit_chain_extend, audit_record, audit_sequencer_run
+
+
+def test_a_round_of_the_sequencer_loop_links_what_has_been_committed(transactional_db):
+    for n in range(3):
+        audit_record(kind="test.append", actor="test", payload={"n": n})
+
+    audit_sequencer_run(poll_seconds=0, rounds=1)
+
+    assert list(AuditEvent.objects.order_by("id").values_list("seq", flat=True)) == [1, 2, 3]
+
+
+def test_a_round_that_links_notifies_the_last_seq_when_it_commits(transactional_db):
+    if connection.vendor != "postgresql":
+        pytest.skip("NOTIFY is PostgreSQL's")
+    s = connection.settings_dict
+    with psycopg.connect(dbname=s["NAME"], user=s["USER"], password=s["PASSWORD"], host=s["HOST"] or None,
+                         port=s["PORT"] or None, autocommit=True) as listener:
+        listener.execute(f"LISTEN {AUDIT_CHAINED_CHANNEL}")
+        audit_record(kind="test.append", actor="test", payload={"n": 1})
+        audit_record(kind="test.append", actor="test", payload={"n": 2})
+        assert audit_chain_extend() == 2
+        assert audit_chain_extend() == 0  # nothing linked: nothing sent
+
+        sent = [n.payload for n in listener.notifies(timeout=1)]
+
+    assert sent == ["2"]
