@@ -1,6 +1,6 @@
 """Drive the real stack open-loop at fixed rates and print what each stage costs.
 
-    python bench/pipeline.py [--rates 2,10,20] [--duration 20] [--web-workers 2] [--keep]
+    python bench/pipeline.py [--rates 2,10,20] [--duration 20] [--web-workers 2] [--max-pending N] [--keep]
 
 It starts its own stack on this machine, as the README's production stack runs it:
 PostgreSQL and Redis (scripts/services-up), a fresh database, the ASGI server, the
@@ -112,6 +112,8 @@ class Stack:
             "CHRONOSX_NODE_KEY_DIR": str(self.tmp / "keys"),
             "PYTHONUNBUFFERED": "1",
         }
+        if args.max_pending is not None:
+            self.env["CHRONOSX_MAX_PENDING_PROPOSALS"] = str(args.max_pending)
         self.port = free_port()
         self.base = f"http://127.0.0.1:{self.port}"
 
@@ -309,6 +311,7 @@ def main():
     parser.add_argument("--web-workers", type=int, default=2)
     parser.add_argument("--concurrency", type=int, default=1, help="prefork processes per Celery worker")
     parser.add_argument("--keep", action="store_true", help="keep the database and the logs")
+    parser.add_argument("--max-pending", type=int, help="the stack's CHRONOSX_MAX_PENDING_PROPOSALS (default: its own)")
     args = parser.parse_args()
 
     stack = Stack(args)
