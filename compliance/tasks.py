@@ -1,12 +1,9 @@
 """Compliance's Celery tasks: a job started in the admin, and the sweeper that takes back the
 jobs of workers that went silent. Tasks take ids, re-fetch, and call a service."""
 
-import threading
-
 from celery import shared_task
-from django.conf import settings
-from django.db import connections, transaction
 
+from chronosx.background import background_start
 from compliance.services.jobs import job_run, jobs_sweep
 
 
@@ -16,22 +13,9 @@ def compliance_job_task(job_id: int):
     return None if job is None else job.status
 
 
-def _job_on_thread(job_id: int) -> None:
-    try:
-        job_run(job_id=job_id)
-    finally:
-        connections.close_all()  # this thread's connections
-
-
 def compliance_job_start(job_id: int) -> None:
-    """Run a queued job once the transaction that made it commits: on the governance queue;
-    with no broker (the embedded default) on a thread of this process, so the admin request
-    that asked for it answers at once and the page shows its progress."""
-    if settings.EMBEDDED_TASKS:
-        thread = threading.Thread(target=_job_on_thread, args=(job_id,), name=f"compliance-job-{job_id}", daemon=True)
-        transaction.on_commit(thread.start)
-    else:
-        transaction.on_commit(lambda: compliance_job_task.apply_async(args=[job_id], queue="governance"), robust=True)
+    """Run a queued job once the transaction that made it commits (chronosx.background)."""
+    background_start(task=compliance_job_task, job_id=job_id, name="compliance-job")
 
 
 def compliance_jobs_sweep() -> list[int]:

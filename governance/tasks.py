@@ -7,9 +7,10 @@ from functools import partial
 
 from celery import shared_task
 from django.conf import settings
-from django.db import connections, transaction
+from django.db import connections
 
 from chronosx import pipeline, workers
+from chronosx.background import background_start
 from governance.checkpoints import checkpoint_beat
 from governance.models import Node, WorkerKind
 from governance.nodes import node_beat, node_vote
@@ -43,22 +44,9 @@ def impact_replay_task(report_id: int):
     return None if report is None else report.status
 
 
-def _impact_replay_on_thread(report_id: int) -> None:
-    try:
-        impact_run(report_id=report_id)
-    finally:
-        connections.close_all()  # this thread's connections
-
-
 def impact_replay_start(report_id: int) -> None:
-    """Run a queued impact report once the transaction that made it commits: on the governance
-    queue; with no broker (the embedded default) on a thread of this process, so the admin
-    request that asked for it answers at once and the page shows its progress."""
-    if settings.EMBEDDED_TASKS:
-        thread = threading.Thread(target=_impact_replay_on_thread, args=(report_id,), name=f"impact-{report_id}", daemon=True)
-        transaction.on_commit(thread.start)
-    else:
-        transaction.on_commit(lambda: impact_replay_task.apply_async(args=[report_id], queue="governance"), robust=True)
+    """Run a queued impact report once the transaction that made it commits (chronosx.background)."""
+    background_start(task=impact_replay_task, job_id=report_id, name="impact")
 
 
 @shared_task(name="governance.alert", bind=True, acks_late=True, max_retries=None)
