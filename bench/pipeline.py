@@ -24,7 +24,6 @@ import os
 import shutil
 import signal
 import socket
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -112,7 +111,7 @@ class Stack:
             "CHRONOSX_NODE_KEY_DIR": str(self.tmp / "keys"),
             "PYTHONUNBUFFERED": "1",
         }
-        if args.max_pending is not None:
+        if getattr(args, "max_pending", None) is not None:  # bench/stream.py has no such option
             self.env["CHRONOSX_MAX_PENDING_PROPOSALS"] = str(args.max_pending)
         self.port = free_port()
         self.base = f"http://127.0.0.1:{self.port}"
@@ -304,6 +303,16 @@ def stage_latencies(proposal_ids, wait_seconds=30) -> dict:
     }
 
 
+def django_setup_for(stack) -> None:
+    """This process reads the stack's database through Django (the server's own timestamps)."""
+    os.environ.update(DATABASE_URL=stack.url, DJANGO_SECRET_KEY=stack.env["DJANGO_SECRET_KEY"],
+                      DJANGO_SETTINGS_MODULE="chronosx.settings", CHRONOSX_EMBEDDED_LOOP="0")
+    sys.path.insert(0, str(ROOT))
+    import django
+
+    django.setup()
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--rates", default="2,10,20", help="proposals per second, comma-separated")
@@ -317,12 +326,7 @@ def main():
     stack = Stack(args)
     try:
         stack.start()
-        os.environ.update(DATABASE_URL=stack.url, DJANGO_SECRET_KEY=stack.env["DJANGO_SECRET_KEY"],
-                          DJANGO_SETTINGS_MODULE="chronosx.settings", CHRONOSX_EMBEDDED_LOOP="0")
-        sys.path.insert(0, str(ROOT))
-        import django
-
-        django.setup()
+        django_setup_for(stack)
         print(f"stack up: web workers {args.web_workers}, Celery concurrency {args.concurrency}; logs in {stack.tmp}")
         for rate in [float(r) for r in args.rates.split(",")]:
             load = run_rate(stack, rate, args.duration)

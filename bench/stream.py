@@ -34,7 +34,7 @@ from pathlib import Path
 import aiohttp
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from pipeline import FINAL, ROOT, Stack, body  # noqa: E402
+from pipeline import FINAL, Stack, body, django_setup_for  # noqa: E402
 
 
 class Reader:
@@ -188,12 +188,7 @@ def main():
     stack = Stack(args)
     try:
         stack.start()
-        os.environ.update(DATABASE_URL=stack.url, DJANGO_SECRET_KEY=stack.env["DJANGO_SECRET_KEY"],
-                          DJANGO_SETTINGS_MODULE="chronosx.settings", CHRONOSX_EMBEDDED_LOOP="0")
-        sys.path.insert(0, str(ROOT))
-        import django
-
-        django.setup()
+        django_setup_for(stack)
         staff_token = stack.manage("create_agent", f"bench-staff-{uuid.uuid4().hex[:6]}", "--strategy", "demo",
                                    "--staff").splitlines()[-1]
         print(f"stack up: web workers {args.web_workers}, sequencer {'off' if args.without_sequencer else 'on'}; "
