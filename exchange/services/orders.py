@@ -58,6 +58,15 @@ def client_order_id_for(proposal_id) -> str:
     return "cx-" + uuid.UUID(str(proposal_id)).hex
 
 
+def _proposal_lock_first(*, order_id) -> None:
+    """Lock the order's proposal before the order: every path that locks both takes them in
+    that order, as a router claiming an order does (sending._order_create_and_claim). The
+    other way round, a router accepting its order and a second router claiming it deadlocked,
+    and so did the reconciler applying fills beside a cancel settling."""
+    proposal_id = Order.objects.filter(id=order_id).values_list("proposal_id", flat=True).first()
+    Proposal.objects.select_for_update().filter(id=proposal_id).values_list("id", flat=True).first()
+
+
 @transaction.atomic(savepoint=False)  # part of the caller's transaction when there is one
 def order_transition(*, order_id, to: str, reason: str, only_from=None, fields=None, extra=None, actor=ACTOR) -> bool:
     """Move an order to `to` if the transitions table allows it from its status now (and,
@@ -68,11 +77,7 @@ def order_transition(*, order_id, to: str, reason: str, only_from=None, fields=N
     if only_from is not None:
         allowed &= set(only_from)
     if to in PROPOSAL_FOLLOWS:
-        # The proposal's row before the order's, the order a router claiming an order takes
-        # them in (sending._order_create_and_claim): the other way round, a router accepting its
-        # order and a second router claiming the same one deadlocked.
-        proposal_id = Order.objects.filter(id=order_id).values_list("proposal_id", flat=True).first()
-        Proposal.objects.select_for_update().filter(id=proposal_id).values_list("id", flat=True).first()
+        _proposal_lock_first(order_id=order_id)
     order = Order.objects.select_for_update().filter(id=order_id).only("status", "client_order_id", "proposal_id").first()
     if order is None or order.status not in allowed:
         return False
@@ -158,7 +163,8 @@ def order_apply(*, order_id, state: VenueOrder | None, fills: list | None) -> Or
     ledger is the truth for filled quantity; a final venue state that disagrees with
     it trips the reconciliation_mismatch breaker and keeps the order open.
     """
-    order = Order.objects.select_for_update().select_related("proposal").get(id=order_id)
+    _proposal_lock_first(order_id=order_id)
+    order = Order.objects.select_for_update(of=("self",)).select_related("proposal").get(id=order_id)
     for fill in fills or []:
         try:
             fill_record(
