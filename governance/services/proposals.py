@@ -76,9 +76,10 @@ def proposal_submit(
     Returns (proposal, created). The same key with the same body returns the first
     proposal; with another body it raises IdempotencyConflict. The uniqueness is the
     database's, so concurrent duplicates cannot both insert. With the evaluation queue full
-    a new proposal is refused (Overloaded); a retry of a stored one is still answered.
+    a new opening proposal is refused (Overloaded); a retry of a stored one is still answered,
+    and a close is always taken: a full queue must not trap a position.
     """
-    if _evaluation_queue_full():
+    if data.get("intent") != Proposal.Intent.CLOSE and _evaluation_queue_full():
         existing = Proposal.objects.filter(agent=agent, idempotency_key=idempotency_key).first()
         if existing is None:
             raise Overloaded()

@@ -98,3 +98,6 @@ def test_with_the_evaluation_queue_full_a_new_proposal_is_refused_429_and_nothin
 
     proposal_evaluate(proposal_id=first.json()["id"])  # one decided: room for one more
     assert post_proposal(api).status_code == 202
+    assert_error(post_proposal(api), 429, "overloaded")  # full again
+    # A close is taken whatever the queue: a full queue must not trap a position.
+    assert post_proposal(api, proposal_body(side="sell", intent="close")).status_code == 202
