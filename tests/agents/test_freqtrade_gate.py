@@ -19,7 +19,17 @@ NOW = datetime(2026, 1, 5, 12, 0, tzinfo=timezone.utc)
 
 
 class StrategyHooks:
-    """IStrategy's defaults for the three hooks the mixin wraps."""
+    """IStrategy's hooks the mixin wraps, as a strategy that adds to positions and re-prices
+    its entries would answer them."""
+
+    added_stake = None  # what adjust_trade_position asks for (a tuple: with an order tag)
+    new_price = None  # what adjust_order_price moves an order to
+
+    def adjust_trade_position(self, **kwargs):
+        return self.added_stake
+
+    def adjust_order_price(self, *, current_order_rate, **kwargs):
+        return self.new_price or current_order_rate
 
     def custom_stake_amount(self, *, proposed_stake, **kwargs):
         return proposed_stake
@@ -139,4 +149,59 @@ def test_backtests_ask_nothing():
     chronosx = ChronosX(error=AssertionError("asked"))
     strategy = Governed(chronosx, runmode="backtest")
     assert stake(strategy, 700.0) == 700.0 and confirm(strategy, 0.2) is True and exit_(strategy) is True
+    assert chronosx.asked == []
+
+
+def add(strategy, wanted, rate=3500.0):
+    strategy.added_stake = wanted
+    trade = SimpleNamespace(pair="ETH/USDT", leverage=1.0, trade_direction="long")
+    return strategy.adjust_trade_position(
+        trade=trade, current_time=NOW, current_rate=rate, current_profit=0.0, min_stake=1.0, max_stake=10_000.0,
+        current_entry_rate=rate, current_exit_rate=rate, current_entry_profit=0.0, current_exit_profit=0.0)
+
+
+def test_an_addition_to_a_position_is_asked_and_goes_on_only_as_approved():
+    approve = ChronosX()
+    assert add(Governed(approve), 700.0) == 700.0
+    assert approve.asked[0]["quantity"] == "0.2" and approve.asked[0]["intent"] == "open"
+    assert add(Governed(ChronosX()), (700.0, "dca")) == (700.0, "dca")  # the order tag kept
+
+    cut = add(Governed(ChronosX(outcome="modify", approved="0.050")), 700.0)
+    assert Exchange().amount_to_precision("ETH/USDT", cut / 3500.0) == 0.05
+
+    assert add(Governed(ChronosX(status="blocked", outcome="block")), 700.0) is None
+    assert add(Governed(ChronosX(status="pending")), 700.0) is None
+    assert add(Governed(ChronosX(error=Unreachable("connection refused"))), 700.0) is None
+
+
+def test_a_reduction_or_no_addition_asks_nothing():
+    chronosx = ChronosX()
+    assert add(Governed(chronosx), -350.0) == -350.0  # a partial exit: confirm_trade_exit asks
+    assert add(Governed(chronosx), None) is None
+    assert chronosx.asked == []
+
+
+def reprice(strategy, new_price, is_entry=True):
+    strategy.new_price = new_price
+    order = SimpleNamespace(safe_remaining=0.2, safe_price=3500.0)
+    return strategy.adjust_order_price(trade=None, order=order, pair="ETH/USDT", current_time=NOW,
+                                       proposed_rate=new_price, current_order_rate=3500.0, entry_tag=None,
+                                       side="long", is_entry=is_entry)
+
+
+def test_an_entry_replaced_at_a_new_price_is_asked_for_its_new_amount_and_kept_unless_approved_whole():
+    approve = ChronosX()
+    assert reprice(Governed(approve), 3400.0) == 3400.0
+    # The remaining stake (0.2 at 3,500) buys 0.205 at 3,400: that is what is asked.
+    assert approve.asked[0]["quantity"] == "0.205" and approve.asked[0]["limit_price"] == "3400"
+
+    assert reprice(Governed(ChronosX(outcome="modify", approved="0.200")), 3400.0) == 3500.0  # kept as it is
+    assert reprice(Governed(ChronosX(status="blocked", outcome="block")), 3400.0) == 3500.0
+    assert reprice(Governed(ChronosX(error=Unreachable("connection refused"))), 3400.0) == 3500.0
+
+
+def test_an_exit_re_priced_or_an_order_kept_asks_nothing():
+    chronosx = ChronosX()
+    assert reprice(Governed(chronosx), 3600.0, is_entry=False) == 3600.0
+    assert reprice(Governed(chronosx), None) == 3500.0
     assert chronosx.asked == []

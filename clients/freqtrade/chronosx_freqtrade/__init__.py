@@ -18,6 +18,12 @@ when that answer approved at least the amount Freqtrade is about to send; a bloc
 an error or no answer says no. Freqtrade treats an exception in these hooks as "yes", so every
 failure here is caught and turned into "no".
 
+Freqtrade sends two more kinds of entry order without `confirm_trade_entry`: an addition to an
+open position (`adjust_trade_position`) and an entry order replaced at a new price
+(`adjust_order_price`, for the remaining amount at that price). Both are asked here as well: an
+addition goes on with the approved stake or not at all; a replacement only when its whole
+amount is approved, otherwise the order stays as it is.
+
 Only in live and dry-run modes: backtests and hyperopt run as if the mixin were not there.
 """
 
@@ -93,7 +99,7 @@ class ChronosXGate:
             sent = self._chronosx_amount(pair, amount)
             answer = self._chronosx_answers().pop(pair, None)
             if answer is None or answer.side != side or time.monotonic() - answer.asked_at > ANSWER_TTL_SECONDS:
-                # Not sized by custom_stake_amount just now (an added position, say): ask for this amount.
+                # Not sized by custom_stake_amount just now (its answer aged, say): ask for this amount.
                 answer = self._chronosx_ask_entry(pair=pair, side=side, amount=sent, rate=rate,
                                                   order_type=order_type, entry_tag=entry_tag, at=current_time)
             if not answer.allows(sent):
@@ -106,6 +112,54 @@ class ChronosXGate:
         return super().confirm_trade_entry(
             pair=pair, order_type=order_type, amount=amount, rate=rate, time_in_force=time_in_force,
             current_time=current_time, entry_tag=entry_tag, side=side, **kwargs)
+
+    def adjust_trade_position(self, trade, current_time: datetime, current_rate: float, current_profit: float,
+                              min_stake: float | None, max_stake: float, current_entry_rate: float,
+                              current_exit_rate: float, current_entry_profit: float, current_exit_profit: float,
+                              **kwargs):
+        wanted = super().adjust_trade_position(
+            trade=trade, current_time=current_time, current_rate=current_rate, current_profit=current_profit,
+            min_stake=min_stake, max_stake=max_stake, current_entry_rate=current_entry_rate,
+            current_exit_rate=current_exit_rate, current_entry_profit=current_entry_profit,
+            current_exit_profit=current_exit_profit, **kwargs)
+        stake, tag = wanted if isinstance(wanted, tuple) else (wanted, None)
+        if not self._chronosx_governs() or stake is None or stake <= 0:
+            return wanted  # nothing to add; a reduction is an exit, asked in confirm_trade_exit
+        try:
+            amount = self._chronosx_amount(trade.pair, stake / current_entry_rate * trade.leverage)
+            answer = self._chronosx_ask_entry(pair=trade.pair, side=trade.trade_direction, amount=amount,
+                                              rate=current_entry_rate, order_type=self.order_types["entry"],
+                                              entry_tag=tag, at=current_time)
+        except Exception:
+            logger.exception("ChronosX: addition to %s refused: the check failed", trade.pair)
+            return None
+        if answer.approved_quantity is None:
+            logger.info("ChronosX: no addition to %s %s (proposal %s)", trade.pair, amount, answer.proposal_id)
+            return None
+        if answer.approved_quantity < amount:
+            stake = float(answer.approved_quantity) * current_entry_rate / trade.leverage * (1 + STAKE_NUDGE)
+        return (stake, tag) if isinstance(wanted, tuple) else stake
+
+    def adjust_order_price(self, trade, order, pair: str, current_time: datetime, proposed_rate: float,
+                           current_order_rate: float, entry_tag: str | None, side: str, is_entry: bool, **kwargs):
+        price = super().adjust_order_price(
+            trade=trade, order=order, pair=pair, current_time=current_time, proposed_rate=proposed_rate,
+            current_order_rate=current_order_rate, entry_tag=entry_tag, side=side, is_entry=is_entry, **kwargs)
+        if not self._chronosx_governs() or not is_entry or not price or price == current_order_rate:
+            return price  # kept or cancelled, or an exit (asked in confirm_trade_exit)
+        try:
+            # What Freqtrade will send: the remaining stake at the new price.
+            amount = self._chronosx_amount(pair, order.safe_remaining * order.safe_price / price)
+            answer = self._chronosx_ask_entry(pair=pair, side=side, amount=amount, rate=price,
+                                              order_type=self.order_types["entry"], entry_tag=entry_tag,
+                                              at=current_time)
+            if answer.allows(amount):
+                return price
+            logger.info("ChronosX: %s entry kept at %s, not replaced at %s (approved %s, proposal %s)", pair,
+                        current_order_rate, price, answer.approved_quantity, answer.proposal_id)
+        except Exception:
+            logger.exception("ChronosX: %s entry kept at %s: the check failed", pair, current_order_rate)
+        return current_order_rate
 
     def confirm_trade_exit(self, pair: str, trade, order_type: str, amount: float, rate: float,
                            time_in_force: str, exit_reason: str, current_time: datetime, **kwargs) -> bool:
