@@ -101,8 +101,9 @@ def test_the_environment_template_names_every_variable_the_settings_read():
 def test_every_process_has_a_sandboxed_systemd_unit():
     units = {path.name: path.read_text() for path in (ROOT / "deploy/systemd").glob("*.service")}
 
-    assert set(units) == {"chronosx-web.service", "chronosx-governance.service", "chronosx-beat.service",
-                          "chronosx-sequencer.service", "chronosx-node@.service", "chronosx-router.service"}
+    assert set(units) == {"chronosx-web.service", "chronosx-governance.service", "chronosx-reports.service",
+                          "chronosx-beat.service", "chronosx-sequencer.service", "chronosx-node@.service",
+                          "chronosx-router.service"}
     for name, text in units.items():
         for directive in ("NoNewPrivileges=yes", "ProtectSystem=strict", "PrivateTmp=yes", "CapabilityBoundingSet=\n",
                           "LoadCredential=django_secret_key:", "Restart=always", "User=@USER@"):
@@ -112,6 +113,6 @@ def test_every_process_has_a_sandboxed_systemd_unit():
     assert [n for n, t in units.items() if "weex_api_key" in t] == ["chronosx-router.service"]
     assert "CHRONOSX_NODE_KEY_DIR=@PREFIX@/keys/%i" in units["chronosx-node@.service"]
     assert "User=@USER@-%i" in units["chronosx-node@.service"]
-    for name in ("chronosx-web.service", "chronosx-governance.service", "chronosx-beat.service", "chronosx-sequencer.service",
-                 "chronosx-router.service"):
+    for name in ("chronosx-web.service", "chronosx-governance.service", "chronosx-reports.service",
+                 "chronosx-beat.service", "chronosx-sequencer.service", "chronosx-router.service"):
         assert "InaccessiblePaths=@PREFIX@/keys" in units[name]

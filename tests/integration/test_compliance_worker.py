@@ -39,7 +39,7 @@ def test_an_export_whose_worker_is_killed_half_way_is_finished_by_another_worker
     chained = AuditEvent.objects.exclude(seq=None).count()
 
     with broker(settings):
-        first = start_worker(queues=["governance"], name="compliance-first", log_dir=tmp_path, env=env)
+        first = start_worker(queues=["reports"], name="compliance-first", log_dir=tmp_path, env=env)
         try:
             job = export_job_request(user=cora, actor="admin:cora", kind="audit", fmt="xlsx", start=TODAY, end=TODAY, strategy=None)
             compliance_job_start(job.pk)
@@ -52,7 +52,7 @@ def test_an_export_whose_worker_is_killed_half_way_is_finished_by_another_worker
 
         settings.CHRONOSX_JOB_STALE_SECONDS = 1
         time.sleep(1.5)
-        second = start_worker(queues=["governance"], name="compliance-second", log_dir=tmp_path, env=env)
+        second = start_worker(queues=["reports"], name="compliance-second", log_dir=tmp_path, env=env)
         try:
             assert compliance_jobs_sweep() == [job.pk]
             wait_for(lambda: ComplianceJob.objects.filter(pk=job.pk, status__in=[J.DONE, J.FAILED]).exists(), timeout=120,
