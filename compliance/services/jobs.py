@@ -183,18 +183,16 @@ def job_run(*, job_id) -> ComplianceJob | None:
     )
     if not claimed:
         return None
-    file_written = None
     try:
         with _progress_writer() as writer:
             fields, extra = RUNNERS[job.task](job, attempt=attempt, report=_progress(job_id=job.pk, attempt=attempt, writer=writer))
-        file_written = fields.get("file_name")
         if not job_transition(job_id=job.pk, to=J.DONE, actor=WORKER, reason="finished", attempt=attempt,
                               fields={**fields, "finished_at": timezone.now()}, extra=extra):
             raise JobLost(f"job {job.pk}: attempt {attempt} finished after losing it")
     except JobLost as exc:
+        # A file this attempt finished stays: its report.exported event, with its hash, is on
+        # the chain already, and must name a file that exists.
         log.warning("%s", exc)
-        if file_written:
-            (Path(settings.CHRONOSX_EXPORT_DIR) / file_written).unlink(missing_ok=True)
         return None
     except Exception as exc:
         if not isinstance(exc, ExportError):

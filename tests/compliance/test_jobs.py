@@ -249,3 +249,24 @@ def test_the_xlsx_a_job_wrote_is_what_the_download_sends(history, login_as, jobs
     workbook = load_workbook(io.BytesIO(b"".join(response.streaming_content)), read_only=True)
     about = dict(workbook["export"].iter_rows(values_only=True))
     assert about["chain verified"] == "true" and about["rows"] == job.result["count"] == job.done
+
+
+def test_an_export_finished_after_its_job_was_taken_back_keeps_the_file_its_audit_event_names(
+    history, compliance, jobs_in_process, monkeypatch
+):
+    import hashlib
+
+    job = export_job(compliance, fmt="csv")
+
+    def export_then_taken_back(**kwargs):
+        result = export_run(**kwargs)  # report.exported is on the chain from here
+        ComplianceJob.objects.filter(pk=job.pk).update(progress_at=timezone.now() - timedelta(hours=1))
+        assert jobs_sweep() == [job.pk]
+        return result
+
+    monkeypatch.setattr(jobs, "export_run", export_then_taken_back)
+    assert job_run(job_id=job.pk) is None  # lost: the done transition is the next claim's
+
+    [event] = [json.loads(e.payload) for e in AuditEvent.objects.filter(kind="report.exported")]
+    kept = jobs_in_process / event["file"]
+    assert hashlib.sha256(kept.read_bytes()).hexdigest() == event["sha256"]
