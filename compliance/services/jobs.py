@@ -50,15 +50,19 @@ class JobLost(Exception):
 
 @transaction.atomic(savepoint=False)  # part of the caller's transaction when there is one
 def job_transition(*, job_id, to: str, actor: str, reason: str, attempt: int, fields: dict | None = None,
-                   extra: dict | None = None) -> bool:
+                   extra: dict | None = None, silent_before=None) -> bool:
     """Move a job to `to` if the transitions table allows it from its status now and its claim
-    count is still `attempt`, setting `fields` with it; the row is locked and the audit event
-    written in the same transaction. Returns whether it moved."""
+    count is still `attempt` (and, with `silent_before`, its worker has reported no progress
+    since then), setting `fields` with it; the row is locked and the audit event written in the
+    same transaction. Returns whether it moved."""
     allowed = {status for status, targets in JOB_TRANSITIONS.items() if to in targets}
-    row = ComplianceJob.objects.select_for_update().filter(id=job_id).values_list("status", "attempts", "task").first()
+    row = (ComplianceJob.objects.select_for_update().filter(id=job_id)
+           .values_list("status", "attempts", "task", "progress_at").first())
     if row is None or row[0] not in allowed or row[1] != attempt:
         return False
-    current, _, task = row
+    if silent_before is not None and row[3] >= silent_before:
+        return False  # the worker spoke up after the sweeper looked: still its job
+    current, _, task, _ = row
     ComplianceJob.objects.filter(id=job_id, status=current, attempts=attempt).update(status=to, **(fields or {}))
     audit_record(
         kind="compliance_job.status",
@@ -217,13 +221,13 @@ def jobs_sweep(*, now=None) -> list[int]:
         silence = f"its worker reported no progress since {progress_at.isoformat()}"
         if attempts < JOB_ATTEMPTS:
             taken_back = job_transition(job_id=job_id, to=J.QUEUED, actor=SWEEPER, reason=f"{silence}: tried again",
-                                        attempt=attempts, fields={"progress_at": now})
+                                        attempt=attempts, fields={"progress_at": now}, silent_before=silent_since)
             if taken_back:
                 restart.append(job_id)
         else:
             error = f"{silence}, after {attempts} attempts: given up"
             taken_back = job_transition(job_id=job_id, to=J.FAILED, actor=SWEEPER, reason=error, attempt=attempts,
-                                        fields={"error": error, "finished_at": now})
+                                        fields={"error": error, "finished_at": now}, silent_before=silent_since)
         if taken_back:
             # What the silent worker had written so far (export_run's partial file) is no one's now.
             for partial in Path(settings.CHRONOSX_EXPORT_DIR).glob(f".job-{job_id}-{attempts}.*.partial"):

@@ -270,3 +270,18 @@ def test_an_export_finished_after_its_job_was_taken_back_keeps_the_file_its_audi
     [event] = [json.loads(e.payload) for e in AuditEvent.objects.filter(kind="report.exported")]
     kept = jobs_in_process / event["file"]
     assert hashlib.sha256(kept.read_bytes()).hexdigest() == event["sha256"]
+
+
+def test_the_sweeper_leaves_a_job_whose_worker_reported_progress_after_it_looked(history, compliance, jobs_in_process,
+                                                                               monkeypatch):
+    job = export_job(compliance)
+    claimed_long_ago(job)
+    real_transition = jobs.job_transition
+
+    def worker_reports_first(**kwargs):  # between the sweeper's look and its locked transition
+        ComplianceJob.objects.filter(pk=job.pk).update(progress_at=timezone.now())
+        return real_transition(**kwargs)
+
+    monkeypatch.setattr(jobs, "job_transition", worker_reports_first)
+    assert jobs_sweep() == []
+    assert ComplianceJob.objects.get(pk=job.pk).status == J.RUNNING
