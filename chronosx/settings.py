@@ -279,6 +279,10 @@ if EMBEDDED_TASKS and CHRONOSX_VENUE != "sandbox":
 # sent; older approvals expire unsent rather than trade at prices nobody re-checked.
 CHRONOSX_APPROVAL_MAX_AGE_SECONDS = float(env("CHRONOSX_APPROVAL_MAX_AGE_SECONDS", "120"))
 CHRONOSX_NODE_KEY_DIR = Path(env("CHRONOSX_NODE_KEY_DIR") or VAR_DIR / "keys")
+# Where each node writes its signed checkpoint of the chain's head, and where verification reads
+# them: unset, the node key folder. A deployment whose nodes keep their keys in folders of their
+# own names one folder all of them write to and the verifiers (admin, reports worker) can read.
+CHRONOSX_CHECKPOINT_DIR = env("CHRONOSX_CHECKPOINT_DIR") or None
 # Compliance jobs (exports and chain verifications started in the admin): where export files
 # are kept for download (the web process and the governance worker must both reach it), and
 # how long a running job may go without reporting progress before the sweeper takes it back.

@@ -80,10 +80,15 @@ class Checkpoint:
         return ChainCheckpoint(self.seq, self.hash, f"node {self.node} signed at {self.signed_at}")
 
 
+def checkpoint_dir() -> Path:
+    """CHRONOSX_CHECKPOINT_DIR, else the node key folder (one folder for keys and checkpoints)."""
+    return Path(settings.CHRONOSX_CHECKPOINT_DIR or settings.CHRONOSX_NODE_KEY_DIR)
+
+
 def checkpoint_path(node: str) -> Path:
     if node not in Node.values:
         raise keys.NodeKeyError(f"unknown node {node!r}; nodes are {', '.join(Node.values)}")
-    return Path(settings.CHRONOSX_NODE_KEY_DIR) / f"{FILE_PREFIX}{node}.json"
+    return checkpoint_dir() / f"{FILE_PREFIX}{node}.json"
 
 
 # --- writing (a node process) --------------------------------------------------------------
@@ -132,7 +137,9 @@ def checkpoint_write(*, signer: keys.NodeSigner) -> Checkpoint | None:
         return None
     checkpoint = checkpoint_sign(signer=signer, seq=head[0], hash=head[1])
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    keys.private_file_write(path, json.dumps({**checkpoint.payload(), "signature": checkpoint.signature}, indent=2) + "\n")
+    # Readable by all: a checkpoint is signed public data that the verifiers, other users, read.
+    keys.private_file_write(path, json.dumps({**checkpoint.payload(), "signature": checkpoint.signature}, indent=2) + "\n",
+                            mode=0o644)
     return checkpoint
 
 

@@ -151,15 +151,16 @@ def _write_key_file(node: str, signing_key: SigningKey) -> NodeSigner:
     return signer
 
 
-def private_file_write(path: Path, content: str) -> None:
-    """Replace `path` atomically with mode 0600: a reader sees the old content or the new, never half."""
+def private_file_write(path: Path, content: str, *, mode: int = 0o600) -> None:
+    """Replace `path` atomically with `mode` (0600 unless told): a reader sees the old content
+    or the new, never half."""
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=".tmp")  # mkstemp: mode 0600
     try:
         with os.fdopen(fd, "w") as handle:
             handle.write(content)
             handle.flush()
             os.fsync(handle.fileno())
-        os.chmod(tmp, 0o600)
+        os.chmod(tmp, mode)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

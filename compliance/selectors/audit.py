@@ -1,11 +1,8 @@
 """The audit chain's state as `verify_audit` finds it, for the exports' headers and the admin."""
 
 from dataclasses import dataclass
-from pathlib import Path
 
-from django.conf import settings
-
-from governance.checkpoints import checkpoints_load
+from governance.checkpoints import checkpoint_dir, checkpoints_load
 from ledger.selectors import audit_chain_head, audit_chain_verify, audit_unchained_count
 
 
@@ -21,10 +18,10 @@ class ChainStatus:
     summary: str  # one line, as a person reads it
 
 def audit_chain_status(*, chunk_size: int = 5000, on_progress=None) -> ChainStatus:
-    """Walk the whole chain against the nodes' signed checkpoints in CHRONOSX_NODE_KEY_DIR,
+    """Walk the whole chain against the nodes' signed checkpoints (checkpoint_dir()),
     exactly as `verify_audit` does (which also links committed events first: this only reads).
     `on_progress(count)`: called after every `chunk_size` events verified."""
-    verified, problems = checkpoints_load(directories=[Path(settings.CHRONOSX_NODE_KEY_DIR)])
+    verified, problems = checkpoints_load(directories=[checkpoint_dir()])
     report = audit_chain_verify(
         chunk_size=chunk_size, checkpoints=[c.chain_checkpoint for c in verified], on_progress=on_progress
     )

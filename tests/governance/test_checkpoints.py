@@ -11,6 +11,7 @@ from django.core.management import CommandError, call_command
 from django.db import connection
 from nacl.signing import SigningKey
 
+from compliance.selectors.audit import audit_chain_status
 from governance import checkpoints, keys
 from ledger.models import AuditEvent
 from ledger.services import audit_chain_extend, audit_event_hash, audit_record
@@ -91,7 +92,7 @@ def test_each_nodes_beat_signs_the_chain_head_into_its_own_key_folder(seeded, no
     assert checkpoint_files(node_key_dir) == [f"audit-checkpoint-{n}.json" for n in sorted(NODES)]
     for node in NODES:
         path = node_key_dir / f"audit-checkpoint-{node}.json"
-        assert stat.S_IMODE(path.stat().st_mode) == 0o600
+        assert stat.S_IMODE(path.stat().st_mode) == 0o644  # signed public data: verifiers read it
         checkpoint = checkpoints.checkpoint_verify(path)
         assert (checkpoint.node, checkpoint.key_id, checkpoint.seq, checkpoint.hash) == (
             node, keys.node_signer(node).key_id, seq, hash_
@@ -165,6 +166,20 @@ def test_verify_audit_reports_the_checkpoints_it_verified(seeded):
         f"checkpoints: 3 verified, newest seq {seq} (node {newest.node} signed at {newest.signed_at})",
         f"head {head()[1]}",
     ]
+
+
+def test_with_a_checkpoint_folder_set_nodes_write_there_and_verification_reads_there(
+    seeded, node_key_dir, tmp_path, settings
+):
+    """A deployment whose node keys sit in folders the verifiers may not enter names one
+    checkpoint folder: the nodes' keys stay where they are, their checkpoints go there."""
+    settings.CHRONOSX_CHECKPOINT_DIR = str(tmp_path / "checkpoints")
+    beat_all()
+
+    assert checkpoint_files(tmp_path / "checkpoints") == [f"audit-checkpoint-{n}.json" for n in sorted(NODES)]
+    assert checkpoint_files(node_key_dir) == []
+    assert verify().splitlines()[1].startswith("checkpoints: 3 verified")
+    assert audit_chain_status().checkpoints == 3  # the admin's Verify chain and the audit export
 
 
 def test_checkpoints_are_read_from_every_folder_named(seeded, node_key_dir, tmp_path):

@@ -191,6 +191,10 @@ def test_the_stack_comes_up_serves_https_restarts_what_dies_and_stops(stack):
     assert 'chronosx_stage_seconds_count{stage="filled"}' in metrics
     # The stack's own settings pass the deployment checks.
     assert "no issues" in stack.manage("check", "--deploy", "--fail-level", "WARNING")
+    # Verification reads the three nodes' signed checkpoints from the shared folder, not from
+    # their key folders (a node signs within a minute of its first beat on a non-empty chain).
+    wait_for(lambda: "checkpoints: 3 verified" in stack.manage("verify_audit"), timeout=90, interval=5,
+             what="verify_audit to match the three nodes' checkpoints")
 
     # 5. Killed, each is back within 10 s (supervisord), and nothing is lost.
     for program in ("router", "node-risk", "governance", "web", "nginx"):

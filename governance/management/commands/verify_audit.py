@@ -1,9 +1,8 @@
 from pathlib import Path
 
-from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
-from governance.checkpoints import checkpoints_load
+from governance.checkpoints import checkpoint_dir, checkpoints_load
 from ledger.selectors import audit_chain_verify, audit_unchained_count
 from ledger.services import audit_chain_extend
 
@@ -27,12 +26,12 @@ class Command(BaseCommand):
             action="append",
             metavar="DIR",
             help="a folder holding nodes' audit-checkpoint-<node>.json files (repeatable; "
-            "default: CHRONOSX_NODE_KEY_DIR, where each node writes its own)",
+            "default: CHRONOSX_CHECKPOINT_DIR, else CHRONOSX_NODE_KEY_DIR, where each node writes its own)",
         )
 
     def handle(self, *args, chunk_size, show_head, checkpoints, **options):
         if checkpoints is None:
-            directories = [Path(settings.CHRONOSX_NODE_KEY_DIR)]
+            directories = [checkpoint_dir()]
         else:
             directories = [Path(d) for d in checkpoints]
             missing = [str(d) for d in directories if not d.is_dir()]
