@@ -64,12 +64,7 @@ def test_a_compliance_user_filters_the_audit_trail_verifies_the_chain_and_downlo
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
 
     browser.navigate(f"{live_server.url}/admin/ledger/auditevent/")
-    browser.evaluate(
-        """document.getElementById('id_username').value = 'cora';
-           document.getElementById('id_password').value = 'cora-pass-123';
-           document.getElementById('login-form').submit();"""
-    )
-    browser.wait_for("location.pathname === '/admin/ledger/auditevent/' && document.readyState === 'complete'", "the audit trail")
+    browser.log_in("cora", "cora-pass-123", then="/admin/ledger/auditevent/")
 
     # Filter by kind through the sidebar, as a person clicks it.
     browser.evaluate("[...document.querySelectorAll('#changelist-filter a')].find(a => a.innerText.trim() === 'breaker.tripped').click()")

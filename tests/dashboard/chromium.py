@@ -157,6 +157,16 @@ class Chromium:
 
         return self._wait(probe, what or expression, timeout)
 
+    def log_in(self, username: str, password: str, *, then: str):
+        """Fill in and send the admin login form this page shows; wait for the page `then`."""
+        self.evaluate(
+            f"""document.getElementById('id_username').value = {json.dumps(username)};
+                document.getElementById('id_password').value = {json.dumps(password)};
+                document.getElementById('login-form').submit();"""
+        )
+        self.wait_for(f"location.pathname === {json.dumps(then)} && document.readyState === 'complete'",
+                      f"{then} after logging in as {username}")
+
     def screenshot(self, path: Path) -> bytes:
         """A PNG of the whole page, not just the window."""
         size = self.send("Page.getLayoutMetrics")["cssContentSize"]

@@ -38,12 +38,7 @@ def test_dashboard_renders_in_chromium_and_htmx_keeps_the_panels_live(browser, l
     # Not logged in: the dashboard sends the browser to the admin login.
     browser.navigate(f"{live_server.url}/")
     assert browser.evaluate("location.pathname + location.search") == "/admin/login/?next=/"
-    browser.evaluate(
-        f"""document.getElementById('id_username').value = {js(staff_user.username)};
-            document.getElementById('id_password').value = 'op-pass-123';
-            document.getElementById('login-form').submit();"""
-    )
-    browser.wait_for("location.pathname === '/' && document.readyState === 'complete'", "the dashboard after login")
+    browser.log_in(staff_user.username, "op-pass-123", then="/")
     assert "Venue: sandbox SANDBOX Orders live: NO" in " ".join(browser.evaluate("document.getElementById('venue').innerText").split())
 
     # htmx itself loaded from our static file, then every panel was swapped in by its first hx-get

@@ -29,12 +29,7 @@ def log_in(browser, live_server, name, password, then):
     """A fresh session for `name`: the admin's login form, as a person fills it in."""
     browser.send("Network.clearBrowserCookies")
     browser.navigate(f"{live_server.url}/admin/login/?next={then}")
-    browser.evaluate(
-        f"""document.getElementById('id_username').value = {js(name)};
-            document.getElementById('id_password').value = {js(password)};
-            document.getElementById('login-form').submit();"""
-    )
-    browser.wait_for(f"location.pathname === {js(then)} && document.readyState === 'complete'", f"{then} as {name}")
+    browser.log_in(name, password, then=then)
 
 
 def click_submit(browser, value_starts_with, then_path=None):

@@ -33,12 +33,7 @@ def test_an_operator_sees_a_proposal_arrive_live_with_verified_votes_and_the_bar
     staff_member("operator", "olga", password="olga-pass-123")
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     browser.navigate(f"{live_server.url}/admin/login/?next=/")
-    browser.evaluate(
-        """document.getElementById('id_username').value = 'olga';
-           document.getElementById('id_password').value = 'olga-pass-123';
-           document.getElementById('login-form').submit();"""
-    )
-    browser.wait_for("location.pathname === '/' && document.readyState === 'complete'", "the dashboard after login")
+    browser.log_in("olga", "olga-pass-123", then="/")
     browser.wait_for("document.querySelectorAll('main .panel .body .stamp').length === document.querySelectorAll('main .panel').length", "every panel's first refresh")
     before = set(browser.evaluate(ROWS))
     asset_before, portfolio_before = bar(browser, "bar-asset-BTCUSDT"), bar(browser, "bar-portfolio-gross")

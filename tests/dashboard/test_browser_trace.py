@@ -18,12 +18,7 @@ def js(value) -> str:
 
 def test_an_operator_filters_the_trace_and_the_filter_outlives_the_refresh(browser, live_server, staff_user, trace_data):  # noqa: F811
     browser.navigate(f"{live_server.url}/")
-    browser.evaluate(
-        f"""document.getElementById('id_username').value = {js(staff_user.username)};
-            document.getElementById('id_password').value = 'op-pass-123';
-            document.getElementById('login-form').submit();"""
-    )
-    browser.wait_for("location.pathname === '/' && document.readyState === 'complete'", "the dashboard after login")
+    browser.log_in(staff_user.username, "op-pass-123", then="/")
     browser.wait_for("document.querySelectorAll('main .panel .body .stamp').length === document.querySelectorAll('main .panel').length", "every panel's first refresh")
     rows = "[...document.querySelectorAll('#body-proposals tr.proposal')].map(r => r.id)"
     assert len(browser.evaluate(rows)) == 2
