@@ -15,7 +15,7 @@ from compliance import tasks
 from compliance.forms import ExportForm
 from compliance.models import ComplianceJob
 from compliance.services.exports import CONTENT_TYPES, ExportError
-from compliance.services.jobs import export_job_request, job_file, job_user_may
+from compliance.services.jobs import export_job_request, job_file_hand_out, job_user_may
 from governance.roles import EXPORT_REPORTS, user_may
 
 RECENT_JOBS = 20
@@ -71,7 +71,7 @@ def job_page(request, pk):
 def job_download(request, pk):
     """The finished export's file, to a user whose role may export."""
     job = _job_for(request, pk)
-    path = job_file(job=job)
+    path = job_file_hand_out(job=job, actor=_actor(request))
     if path is None:
         raise Http404(f"export #{job.pk} has no file to download ({job.status})")
     response = FileResponse(

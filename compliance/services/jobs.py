@@ -110,6 +110,16 @@ def job_file(*, job: ComplianceJob) -> Path | None:
     return path if path.is_file() else None
 
 
+def job_file_hand_out(*, job: ComplianceJob, actor: str) -> Path | None:
+    """The finished export's file for a download, which is audited: who took the data out,
+    and which file (by its hash). None when there is no file to hand out."""
+    path = job_file(job=job)
+    if path is not None:
+        audit_record(kind="report.downloaded", actor=actor,
+                     payload={"job": job.pk, "file": path.name, "sha256": job.result["sha256"]})
+    return path
+
+
 @contextmanager
 def _progress_writer():
     """Runs a progress write. On SQLite, on a thread of its own with its own connection: the

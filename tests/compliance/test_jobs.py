@@ -92,6 +92,9 @@ def test_a_compliance_user_follows_an_export_in_the_admin_and_downloads_it(histo
     response = client.get(f"/admin/compliance/jobs/{job.pk}/file/")
     text = b"".join(response.streaming_content).decode()
     assert response["X-Export-Count"] == "rows: 6" and len(text.strip().splitlines()) == 1 + 6
+    [handed_out] = AuditEvent.objects.filter(kind="report.downloaded")
+    assert handed_out.actor == "admin:cora" and json.loads(handed_out.payload) == {
+        "job": job.pk, "file": job.file_name, "sha256": job.result["sha256"]}
     listed = client.get(EXPORT).content.decode()
     assert f'href="/admin/compliance/jobs/{job.pk}/file/"' in listed
 
