@@ -112,7 +112,14 @@ class _StatusWatch:
     async def _poll(self):
         try:
             while self.waiters:
-                statuses = await self.reader.read(_statuses, list(self.waiters))
+                try:
+                    statuses = await self.reader.read(_statuses, list(self.waiters))
+                except DatabaseError:
+                    # The waiters wait on (to their own time-out at most) and the next read tries
+                    # again: a blip must not end the poller for everyone waiting on this loop.
+                    log.warning("wait: reading proposal statuses failed; retrying in 1 s", exc_info=True)
+                    await asyncio.sleep(1)
+                    continue
                 for proposal_id, status in statuses.items():
                     for wanted, future in self.waiters.get(proposal_id, []):
                         if status in wanted and not future.done():

@@ -146,3 +146,30 @@ def test_two_hundred_waiting_requests_hold_no_database_connections(agent):
     assert all(a["Preference-Applied"] == "wait=4" for a in answers)
     # The pollers' own connection and this counting one: nowhere near one per request.
     assert seen[0] - before <= 5, (before, seen)
+
+
+def test_a_failed_read_does_not_end_the_wait_the_next_read_answers(agent, monkeypatch):
+    from django.db import OperationalError
+
+    from governance.apis import live
+
+    agent, token = agent
+    proposal = approved_proposal(agent=agent)
+    reads = []
+
+    def first_read_fails(ids):
+        reads.append(ids)
+        if len(reads) == 1:
+            raise OperationalError("the database went away for a moment")
+        return real_statuses(ids)
+
+    real_statuses = live._statuses
+    monkeypatch.setattr(live, "_statuses", first_read_fails)
+    mover = later(0.3, proposal.id, Proposal.Status.FILLED)
+    started = time.monotonic()
+    response = client_for(token).get(f"/api/v1/proposals/{proposal.id}/", HTTP_PREFER="wait=10")
+    waited = time.monotonic() - started
+    mover.join()
+
+    assert response.status_code == 200 and response.json()["status"] == "filled"
+    assert len(reads) >= 2 and waited < 5  # answered by a later read, not by the time-out
