@@ -50,6 +50,7 @@ HEARTBEAT_SECONDS = 15
 # (one lost with a dropped connection, or linked by a sequencer that could not notify).
 CHAINED_FALLBACK_SECONDS = 1.0
 LISTEN_RETRY_SECONDS = 5.0
+READ_RETRY_SECONDS = 1.0  # a poller's pause after a failed read
 
 
 # --- Prefer: wait=N (RFC 7240) -----------------------------------------------------------
@@ -77,8 +78,15 @@ class _Reader:
         self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="chronosx-live")
         weakref.finalize(loop, self.executor.shutdown, wait=False)
 
-    async def read(self, function, *args):
-        return await asyncio.get_running_loop().run_in_executor(self.executor, partial(function, *args))
+    async def read(self, function, *args, what: str):
+        """`function(*args)` on the reader's thread; None, after a pause, when the database
+        failed: the poller's waiters and streams stay, and its next round reads again."""
+        try:
+            return await asyncio.get_running_loop().run_in_executor(self.executor, partial(function, *args))
+        except DatabaseError:
+            log.warning("%s: reading failed; retrying in %s s", what, READ_RETRY_SECONDS, exc_info=True)
+            await asyncio.sleep(READ_RETRY_SECONDS)
+            return None
 
     async def idle(self):
         await asyncio.get_running_loop().run_in_executor(self.executor, connection.close)
@@ -112,14 +120,9 @@ class _StatusWatch:
     async def _poll(self):
         try:
             while self.waiters:
-                try:
-                    statuses = await self.reader.read(_statuses, list(self.waiters))
-                except DatabaseError:
-                    # The waiters wait on (to their own time-out at most) and the next read tries
-                    # again: a blip must not end the poller for everyone waiting on this loop.
-                    log.warning("wait: reading proposal statuses failed; retrying in 1 s", exc_info=True)
-                    await asyncio.sleep(1)
-                    continue
+                statuses = await self.reader.read(_statuses, list(self.waiters), what="wait")
+                if statuses is None:
+                    continue  # the waiters wait on, to their own time-out at most
                 for proposal_id, status in statuses.items():
                     for wanted, future in self.waiters.get(proposal_id, []):
                         if status in wanted and not future.done():
@@ -300,13 +303,10 @@ class _EventTail:
                 ready = [s for s in self.streams if s.queue.qsize() < 4]
                 rows, last, self.opened = [], None, False
                 if ready:
-                    try:
-                        rows, last = await self.reader.read(_events, min(s.cursor for s in ready))
-                    except DatabaseError:
-                        # The streams stay open and resume where they were once the database answers.
-                        log.warning("stream: reading events failed; retrying in 1 s", exc_info=True)
-                        await asyncio.sleep(1)
-                        continue
+                    read = await self.reader.read(_events, min(s.cursor for s in ready), what="stream")
+                    if read is None:
+                        continue  # the streams stay open and resume where they were
+                    rows, last = read
                     # Streams at the same point with the same strategies (every staff stream, most
                     # agents' streams) get one text, built once: 200 streams cost one filter each.
                     texts: dict[tuple, bytes] = {}
