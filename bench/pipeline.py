@@ -13,6 +13,8 @@ then waits up to 30 s for every accepted proposal to be final. It prints
 - from the server's own timestamps: received→decided, received→approved (quorum met, three
   signed votes asked for) and received→filled (sandbox), p50/p95/p99;
 - how many were lost (accepted, then missing) or still pending after the wait;
+- CPU seconds each role used during the rate's load and wait (prefork children included),
+  PostgreSQL's server processes and the whole machine's, and so CPU ms per accepted proposal;
 - every process's peak RSS (VmHWM), prefork children included.
 
 Loopback only; the database it creates is dropped at the end unless --keep.
@@ -195,6 +197,16 @@ class Stack:
             out[name] = pids
         return out
 
+    def cpu_seconds(self) -> dict[str, float]:
+        """CPU seconds used so far by each role (its live processes), PostgreSQL's processes, and the machine."""
+        out = {name: sum(map(_cpu_of, pids)) for name, pids in self.pids().items()}
+        out["postgresql"] = sum(_cpu_of(int(stat.parent.name)) for stat in Path("/proc").glob("[0-9]*/stat")
+                                if _command_of(stat) == "postgres")
+        fields = Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]
+        idle = int(fields[3]) + int(fields[4])
+        out["machine (busy)"] = (sum(map(int, fields[:8])) - idle) / CLOCK_TICKS
+        return out
+
     @staticmethod
     def _hwm(pid) -> int | None:
         try:
@@ -219,6 +231,25 @@ class Stack:
         if not self.args.keep:
             self._psql(f"DROP DATABASE IF EXISTS {self.database} WITH (FORCE)")
             shutil.rmtree(self.tmp, ignore_errors=True)
+
+
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def _command_of(stat: Path) -> str:
+    try:
+        return stat.read_text().split("(", 1)[1].split(")", 1)[0]
+    except (OSError, IndexError):
+        return ""
+
+
+def _cpu_of(pid: int) -> float:
+    """User and system CPU seconds of one process (0 once it is gone)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
 
 
 # --- load and measurement ----------------------------------------------------------------
@@ -329,8 +360,10 @@ def main():
         django_setup_for(stack)
         print(f"stack up: web workers {args.web_workers}, Celery concurrency {args.concurrency}; logs in {stack.tmp}")
         for rate in [float(r) for r in args.rates.split(",")]:
+            cpu_before = stack.cpu_seconds()
             load = run_rate(stack, rate, args.duration)
             stages = stage_latencies(load["accepted"])
+            cpu_after = stack.cpu_seconds()
             codes = Counter(str(code) for code, _, _ in load["results"])
             posts = [ms for code, ms, _ in load["results"] if code == 202]
             print(f"\n== {rate:g}/s for {args.duration:g} s ({len(load['results'])} sent in {load['sent_for']:.1f} s)")
@@ -340,6 +373,10 @@ def main():
             print(f"received->approved   {percentiles(stages['approved'])}")
             print(f"received->filled     {percentiles(stages['filled'])}")
             print(f"lost {stages['lost']}, pending after 30 s {stages['pending']}; final {dict(stages['statuses'])}")
+            accepted = max(1, len(load["accepted"]))
+            print("CPU s (ms per accepted proposal): " + ", ".join(
+                f"{name} {cpu_after[name] - cpu_before.get(name, 0):.1f} ({(cpu_after[name] - cpu_before.get(name, 0)) * 1000 / accepted:.0f})"
+                for name in cpu_after))
         print("\npeak RSS (MiB) per process (children after the first):")
         for name, values in stack.peak_rss().items():
             print(f"  {name:11s} " + ", ".join(f"{v / 1024:.0f}" for v in values))
