@@ -1,11 +1,12 @@
 import os
 
-# Under ASGI each request's synchronous code runs on a thread of its own, and a persistent
-# connection stays with its thread: at a few hundred requests the server ran out of
-# PostgreSQL connections (503s at 20 proposals/s). The web tier closes its connection at the
-# end of each request; workers, which reuse their threads, keep theirs (CHRONOSX_CONN_MAX_AGE).
-os.environ.setdefault("CHRONOSX_WEB_CONN_MAX_AGE", "0")
-os.environ["CHRONOSX_CONN_MAX_AGE"] = os.environ["CHRONOSX_WEB_CONN_MAX_AGE"]
+# Under ASGI each request's synchronous code runs on a thread of its own, so a persistent
+# connection (kept per thread) is never reused, and at a few hundred requests the server ran out
+# of PostgreSQL connections (503s at 20 proposals/s). The web tier lends connections from a
+# bounded pool instead (CHRONOSX_WEB_DB_POOL_SIZE per process); workers, which reuse their
+# threads, keep persistent ones (CHRONOSX_CONN_MAX_AGE).
+os.environ.setdefault("CHRONOSX_WEB_DB_POOL_SIZE", "16")
+os.environ["CHRONOSX_DB_POOL_SIZE"] = os.environ["CHRONOSX_WEB_DB_POOL_SIZE"]
 
 from django.conf import settings  # noqa: E402
 from django.core.asgi import get_asgi_application  # noqa: E402

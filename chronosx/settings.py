@@ -162,6 +162,21 @@ DATABASES = {
 # or drop the append-only triggers; migrations (tables and triggers) need the owner role:
 # DATABASE_OWNER_URL and `python manage.py migrate --database owner` (docs/database-roles.md).
 # Unset: one database, as before. No router is needed: migrate runs on the alias it is given.
+# A connection pool (psycopg's) instead: the web tier runs each request's synchronous code on a
+# thread of its own, so a connection kept per thread is never reused and one made per request
+# costs more than the request (asgi.py turns the pool on there). The pool holds at most this
+# many connections per process, and a request waits up to CHRONOSX_DB_POOL_TIMEOUT_SECONDS for
+# one, then answers 503 with Retry-After like any other database outage.
+CHRONOSX_DB_POOL_SIZE = int(env("CHRONOSX_DB_POOL_SIZE", "0"))
+if CHRONOSX_DB_POOL_SIZE and DATABASES["default"]["ENGINE"].endswith("postgresql"):
+    DATABASES["default"]["CONN_MAX_AGE"] = 0
+    # With CONN_HEALTH_CHECKS the pool checks each connection as it lends it (a dropped one is replaced).
+    DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
+        "min_size": 1,
+        "max_size": CHRONOSX_DB_POOL_SIZE,
+        "timeout": float(env("CHRONOSX_DB_POOL_TIMEOUT_SECONDS", "5")),
+        "max_idle": 300,
+    }
 if env("DATABASE_OWNER_URL"):
     DATABASES["owner"] = dj_database_url.parse(env("DATABASE_OWNER_URL"), conn_max_age=0)
 IS_SQLITE = DATABASES["default"]["ENGINE"].endswith("sqlite3")
@@ -198,7 +213,7 @@ if REDIS_URL and REDIS_URL.startswith("redis"):
     # at most, after which the throttle lets it through.
     CACHES = {
         "default": {
-            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "BACKEND": "chronosx.cache.SharedPoolRedisCache",
             "LOCATION": REDIS_URL,
             "OPTIONS": {"socket_connect_timeout": 0.5, "socket_timeout": 0.5},
         }

@@ -10,7 +10,7 @@ from rest_framework.views import APIView
 from chronosx.api import IdempotencyKeyRequired, check_body_size
 from governance import schema as oas
 from governance.models import Proposal
-from governance.selectors.proposals import agent_bound_to, proposal_get, proposal_list
+from governance.selectors.proposals import agent_bound_to, proposal_as_submitted, proposal_get, proposal_list
 from governance.serializers import (
     ProposalInSerializer,
     ProposalSerializer,
@@ -55,12 +55,15 @@ class ProposalListCreateApi(APIView):
         # The strategy binding is checked before the rest of the body, so an agent
         # learns nothing about a strategy it may not act for (403 either way).
         strategy_slug = body.get("strategy") if isinstance(body, dict) else None
+        strategy = None
         if isinstance(strategy_slug, str) and len(strategy_slug) <= 64 and not control_character_problem(strategy_slug):
-            _bound_strategy(request.user, strategy_slug)
+            strategy = _bound_strategy(request.user, strategy_slug)
         serializer = ProposalInSerializer(data=body, received_at=received_at)
         serializer.is_valid(raise_exception=True)
         data = dict(serializer.validated_data)
-        strategy = _bound_strategy(request.user, data.pop("strategy"))
+        slug = data.pop("strategy")
+        if strategy is None or strategy.slug != slug:
+            strategy = _bound_strategy(request.user, slug)
         data["instrument"] = data.pop("symbol")
         proposal, created = proposal_submit(
             agent=request.user,
@@ -70,7 +73,7 @@ class ProposalListCreateApi(APIView):
             body_hash=request_hash(body),
             received_at=received_at,
         )
-        proposal = proposal_get(agent=request.user, proposal_id=proposal.id)
+        proposal = proposal_as_submitted(agent=request.user, proposal=proposal, created=created)
         location = request.build_absolute_uri(f"/api/v1/proposals/{proposal.id}/")
         return Response(ProposalSerializer(proposal).data, status=202 if created else 200, headers={"Location": location})
 

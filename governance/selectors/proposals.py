@@ -1,5 +1,7 @@
 """Proposals as agents and the engine see them."""
 
+from django.conf import settings
+
 from governance.models import Proposal, Strategy
 
 
@@ -35,6 +37,21 @@ def proposal_get(*, agent, proposal_id) -> Proposal | None:
     """A proposal the agent may see: one of its strategies' (BOLA-safe)."""
     qs = Proposal.objects.filter(id=proposal_id, strategy__in=agent.strategies.all())
     return proposal_prefetch(qs).first()
+
+
+def proposal_as_submitted(*, agent, proposal: Proposal, created: bool) -> Proposal:
+    """The proposal a POST answers with. One it has just stored is answered as stored, without
+    reading it back: nothing could refer to it before its commit, so it has no decision, votes,
+    orders or force requests yet (a GET shows what workers did since). In the embedded default
+    the whole pipeline has already run inside the request, and a retried key may name an old
+    proposal: both are read back."""
+    if not created or settings.EMBEDDED_TASKS:
+        return proposal_get(agent=agent, proposal_id=proposal.id)
+    proposal._state.fields_cache["decision"] = None
+    proposal._prefetched_objects_cache = {
+        name: getattr(proposal, name).none() for name in ("votes", "orders", "force_requests")
+    }
+    return proposal
 
 
 def proposal_prefetch(qs):

@@ -3,6 +3,10 @@
 import uuid
 from decimal import Decimal
 
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+
+from chronosx import pipeline
 from governance.engine import CHECK_ORDER
 from governance.models import Proposal
 from tests.builders import (
@@ -47,6 +51,19 @@ def test_a_post_answers_202_with_a_location_and_the_proposal(api):
     fetched = api.get(response["Location"])
     assert fetched.status_code == 200
     assert fetched.json()["id"] == proposal["id"]
+
+
+def test_with_workers_a_new_proposal_is_answered_as_stored_without_reading_it_back(api, settings, monkeypatch):
+    settings.EMBEDDED_TASKS = False  # workers decide it after the answer
+    monkeypatch.setattr(pipeline, "after_commit", lambda *args, **kwargs: None)
+    with CaptureQueriesContext(connection) as queries:
+        response = post_proposal(api, proposal_body())
+    # Read before the next request: each request clears the connection's query log.
+    read_back = [q["sql"] for q in queries if '"governance_vote"' in q["sql"] or '"exchange_order"' in q["sql"]]
+    assert read_back == []
+    assert response.status_code == 202
+    assert response.json() == api.get(response["Location"]).json()
+    assert response.json()["decision"] is None and response.json()["orders"] == []
 
 
 def test_the_decision_lists_every_check_in_contract_order(api):

@@ -98,3 +98,42 @@ def test_the_embedded_default_still_starts_with_no_variable_set(tmp_path):
     done = manage("check", env=env)
 
     assert done.returncode == 0, done.stderr
+
+
+def test_the_web_tier_lends_connections_from_a_bounded_pool_and_workers_keep_theirs(tmp_path):
+    show = (
+        "import django, json; django.setup(); from django.conf import settings; d = settings.DATABASES['default'];"
+        "print(json.dumps([d['CONN_MAX_AGE'], d.get('OPTIONS', {}).get('pool', {}).get('max_size')]))"
+    )
+    web = subprocess.run(
+        [sys.executable, "-c", "import chronosx.asgi; " + show], cwd=ROOT, env=stack_env(tmp_path),
+        capture_output=True, text=True, timeout=120,
+    )
+    worker = subprocess.run(
+        [sys.executable, "-c", show], cwd=ROOT, env=stack_env(tmp_path), capture_output=True, text=True, timeout=120
+    )
+
+    assert web.stdout.split() == ["[0,", "16]"], web.stderr
+    assert worker.stdout.split() == ["[300,", "null]"], worker.stderr
+
+
+def test_threads_share_one_redis_pool_and_one_celery_result_backend():
+    """The web tier runs each request on a new thread: what a thread makes for itself, every request makes again."""
+    import threading
+
+    from chronosx.cache import SharedPoolRedisCache
+    from chronosx.celery import app
+
+    seen = []
+
+    def look():
+        cache = SharedPoolRedisCache("redis://127.0.0.1:6379/9", {})  # a pool connects lazily: no server needed
+        seen.append((cache._cache._get_connection_pool(write=True), app.backend))
+
+    for _ in range(2):  # one after the other, as requests' threads come and go
+        thread = threading.Thread(target=look)
+        thread.start()
+        thread.join()
+
+    assert seen[0][0] is seen[1][0]
+    assert seen[0][1] is seen[1][1]
