@@ -120,12 +120,29 @@ def audit_chain_extend(*, limit: int = 5000) -> int:
                 payload=event.payload,
                 prev_hash=event.prev_hash,
             )
-        AuditEvent.objects.bulk_update(events, ["seq", "prev_hash", "hash"], batch_size=1000)
+        _links_write(events)
         if connection.vendor == "postgresql":
             # Delivered when this round commits, and only then: the stream's pollers read at once.
             with connection.cursor() as cursor:
                 cursor.execute("SELECT pg_notify(%s, %s)", [AUDIT_CHAINED_CHANNEL, str(seq)])
         return len(events)
+
+
+def _links_write(events) -> None:
+    """Write the links of a round. On PostgreSQL in one statement over three arrays: Django's
+    bulk_update builds a CASE per field and event, which cost the sequencer more CPU than the
+    rest of its round."""
+    if connection.vendor != "postgresql":
+        AuditEvent.objects.bulk_update(events, ["seq", "prev_hash", "hash"], batch_size=1000)
+        return
+    table = AuditEvent._meta.db_table
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"""UPDATE {table} AS event SET seq = link.seq, prev_hash = link.prev_hash, hash = link.hash
+                FROM unnest(%s::bigint[], %s::bigint[], %s::text[], %s::text[]) AS link (id, seq, prev_hash, hash)
+                WHERE event.id = link.id""",
+            [[e.id for e in events], [e.seq for e in events], [e.prev_hash for e in events], [e.hash for e in events]],
+        )
 
 
 def audit_sequencer_run(*, poll_seconds: float, rounds: int | None = None) -> None:

@@ -25,27 +25,38 @@ RESERVING_STATUSES = (
 
 def _reserved(*, exclude_id):
     """Approved-but-unfilled quantity of open proposals, as (strategy_id, instrument_id, signed qty, notional, intent).
-    A forced proposal (a block under an approved force record) reserves the quantity it proposed."""
+    A forced proposal (a block under an approved force record) reserves the quantity it proposed.
+
+    Every evaluation and every vote reads this, so it reads plain values in two queries (the
+    decisions, then their orders' fills), not model objects."""
     decisions = (
         Decision.objects.filter(proposal__status__in=RESERVING_STATUSES)
         .exclude(Q(outcome=Decision.Outcome.BLOCK) & ~Q(proposal__force_requests__status=ForceRequest.Status.APPROVED))
         .exclude(proposal_id=exclude_id)
-        .select_related("proposal")
-        .prefetch_related("proposal__orders")  # one query for all orders: this runs on every evaluation and vote
+        .order_by()
+        .values_list(
+            "proposal_id", "outcome", "approved_quantity", "proposal__quantity", "proposal__side", "proposal__order_type",
+            "proposal__limit_price", "proposal__reference_price", "proposal__strategy_id", "proposal__instrument_id",
+            "proposal__intent",
+        )
     )
+    decisions = list(decisions)
+    filled = {}
+    if decisions:
+        orders = Proposal.objects.filter(id__in=[row[0] for row in decisions], orders__isnull=False).order_by()
+        for proposal_id, filled_quantity in orders.values_list("id", "orders__filled_quantity"):
+            filled[proposal_id] = filled.get(proposal_id, Decimal(0)) + filled_quantity
     rows = []
-    for decision in decisions:
-        proposal = decision.proposal
-        filled = sum((o.filled_quantity for o in proposal.orders.all()), Decimal(0))
-        approved = proposal.quantity if decision.outcome == Decision.Outcome.BLOCK else decision.approved_quantity
-        remaining = approved - filled
+    for row in decisions:
+        proposal_id, outcome, approved, quantity, side, order_type, limit_price, reference_price = row[:8]
+        strategy_id, instrument_id, intent = row[8:]
+        approved = quantity if outcome == Decision.Outcome.BLOCK else approved
+        remaining = approved - filled.get(proposal_id, Decimal(0))
         if remaining <= 0:
             continue
-        sign = 1 if proposal.side == Proposal.Side.BUY else -1
-        price = engine.notional_price(
-            {"order_type": proposal.order_type, "limit_price": proposal.limit_price, "reference_price": proposal.reference_price}
-        )
-        rows.append((proposal.strategy_id, proposal.instrument_id, sign * remaining, remaining * price, proposal.intent))
+        sign = 1 if side == Proposal.Side.BUY else -1
+        price = engine.notional_price({"order_type": order_type, "limit_price": limit_price, "reference_price": reference_price})
+        rows.append((strategy_id, instrument_id, sign * remaining, remaining * price, intent))
     return rows
 
 
