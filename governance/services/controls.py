@@ -170,34 +170,36 @@ def breaker_reset(*, name: str, actor: str, reason: str) -> CircuitBreaker:
 # --- venue health, as the router measures it ------------------------------------------
 
 
-def _venue_row(venue: str):
-    """The venue's record as an update target (created the first time a venue is seen)."""
+def _venue_update(venue: str, **fields) -> None:
+    """Update the venue's record (one statement: the router writes it on every venue call),
+    creating it the first time a venue is seen."""
     rows = VenueHealth.objects.filter(venue=venue)
-    if not rows.exists():
+    if not rows.update(**fields):
         VenueHealth.objects.get_or_create(venue=venue)
-    return rows
+        rows.update(**fields)
 
 
 def venue_probe_record(*, venue: str, live: bool, healthy: bool, detail: str) -> None:
     """The router's latest health probe of its venue (credential-free detail)."""
-    _venue_row(venue).update(live=live, healthy=healthy, detail=detail[:300], checked_at=timezone.now())
+    _venue_update(venue, live=live, healthy=healthy, detail=detail[:300], checked_at=timezone.now())
 
 
 def venue_call_ok(*, venue: str, latency_ms: int) -> None:
     """A venue answered: the error streak ends."""
-    _venue_row(venue).update(consecutive_errors=0, last_ok_at=timezone.now(), last_latency_ms=latency_ms)
+    _venue_update(venue, consecutive_errors=0, last_ok_at=timezone.now(), last_latency_ms=latency_ms)
 
 
 @transaction.atomic(savepoint=False)  # part of the caller's transaction when there is one
 def venue_call_failed(*, venue: str, summary: str) -> int:
     """A venue error or reject (credential-free summary). Returns the errors in a row now."""
-    rows = _venue_row(venue)
-    rows.update(consecutive_errors=F("consecutive_errors") + 1, last_error=summary[:300], last_error_at=timezone.now())
-    return rows.select_for_update().get().consecutive_errors
+    _venue_update(
+        venue, consecutive_errors=F("consecutive_errors") + 1, last_error=summary[:300], last_error_at=timezone.now()
+    )
+    return VenueHealth.objects.select_for_update().get(venue=venue).consecutive_errors
 
 
 def venue_error_streak_reset(*, venue: str) -> None:
-    _venue_row(venue).update(consecutive_errors=0)
+    _venue_update(venue, consecutive_errors=0)
 
 
 # --- the loss-limit breakers -------------------------------------------------------------
