@@ -1,6 +1,7 @@
 """Drive the real stack open-loop at fixed rates and print what each stage costs.
 
     python bench/pipeline.py [--rates 2,10,20] [--duration 20] [--web-workers 2] [--max-pending N] [--keep]
+    python bench/pipeline.py --embedded [--rates 5,20,50]
 
 It starts its own stack on this machine, as the README's production stack runs it:
 PostgreSQL and Redis (scripts/services-up), a fresh database, the ASGI server, the
@@ -16,6 +17,9 @@ then waits up to 30 s for every accepted proposal to be final. It prints
 - CPU seconds each role used during the rate's load and wait (prefork children included),
   PostgreSQL's server processes and the whole machine's, and so CPU ms per accepted proposal;
 - every process's peak RSS (VmHWM), prefork children included.
+
+With --embedded it runs the README's embedded default instead (`scripts/run`: SQLite in a folder
+of its own, no broker, every stage inside one uvicorn process) and needs no service.
 
 Loopback only; the database it creates is dropped at the end unless --keep.
 """
@@ -98,6 +102,10 @@ class Stack:
         self.args = args
         self.tmp = Path(tempfile.mkdtemp(prefix="chronosx-bench-"))
         self.procs: dict[str, subprocess.Popen] = {}
+        self.embedded = getattr(args, "embedded", False)  # bench/stream.py has no such option
+        if self.embedded:
+            self._embedded_env()
+            return
         exported = services_env()
         owner_url = exported["DATABASE_URL"]
         self.database = f"bench_{uuid.uuid4().hex[:8]}"
@@ -118,6 +126,22 @@ class Stack:
         self.port = free_port()
         self.base = f"http://127.0.0.1:{self.port}"
 
+    def _embedded_env(self):
+        """The README's embedded default (scripts/run): SQLite under a var folder of its own,
+        no broker, one uvicorn process running every stage in-process."""
+        self.database = None
+        self.url = None
+        self.env = {
+            **{k: v for k, v in os.environ.items() if not k.startswith(("CHRONOSX_", "DATABASE_", "CELERY_", "WEEX_"))},
+            "CHRONOSX_VAR_DIR": str(self.tmp),
+            "CHRONOSX_NODE_KEY_DIR": str(self.tmp / "keys"),
+            "PYTHONUNBUFFERED": "1",
+        }
+        if self.args.max_pending is not None:
+            self.env["CHRONOSX_MAX_PENDING_PROPOSALS"] = str(self.args.max_pending)
+        self.port = free_port()
+        self.base = f"http://127.0.0.1:{self.port}"
+
     def manage(self, *args, env=None) -> str:
         done = subprocess.run(
             [sys.executable, "manage.py", *args], cwd=ROOT, env=env or self.env, capture_output=True, text=True
@@ -130,15 +154,21 @@ class Stack:
         subprocess.run(["psql", self.admin_url, "-qc", sql], check=True, capture_output=True)
 
     def start(self):
-        import redis
+        if not self.embedded:
+            import redis
 
-        redis.Redis.from_url(self.env["CELERY_BROKER_URL"]).flushdb()
-        self._psql(f"CREATE DATABASE {self.database}")
+            redis.Redis.from_url(self.env["CELERY_BROKER_URL"]).flushdb()
+            self._psql(f"CREATE DATABASE {self.database}")
         self.manage("migrate", "--noinput", "-v0")
         self.manage("seed_demo")
         self.manage("shell", "-v0", "-c", BENCH_RULESET)
         self.manage("trading", "enable", "--reason", "benchmark", "--user", "bench")
         self.token = self.manage("create_agent", f"bench-{uuid.uuid4().hex[:6]}", "--strategy", "demo").splitlines()[-1]
+        if self.embedded:
+            self.spawn("web", [sys.executable, "-m", "uvicorn", "chronosx.asgi:application", "--host", "127.0.0.1",
+                               "--port", str(self.port), "--no-access-log", "--log-level", "warning"], {})
+            self._wait_healthy()
+            return
         for node in NODES:
             folder = self.tmp / f"keys-{node}"
             folder.mkdir()
@@ -157,6 +187,9 @@ class Stack:
             self.spawn(node, [*worker, "-Q", node, "-n", f"{node}@%h", "-c", str(self.args.concurrency)],
                        {"CHRONOSX_NODE": node, "CHRONOSX_NODE_KEY_DIR": str(self.tmp / f"keys-{node}")})
         self.spawn("router", [*worker, "-Q", "router", "-n", "router@%h", "-c", str(self.args.concurrency)], no_keys)
+        self._wait_healthy()
+
+    def _wait_healthy(self):
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             try:
@@ -229,7 +262,8 @@ class Stack:
             except subprocess.TimeoutExpired:
                 os.killpg(proc.pid, signal.SIGKILL)
         if not self.args.keep:
-            self._psql(f"DROP DATABASE IF EXISTS {self.database} WITH (FORCE)")
+            if self.database:
+                self._psql(f"DROP DATABASE IF EXISTS {self.database} WITH (FORCE)")
             shutil.rmtree(self.tmp, ignore_errors=True)
 
 
@@ -336,8 +370,12 @@ def stage_latencies(proposal_ids, wait_seconds=30) -> dict:
 
 def django_setup_for(stack) -> None:
     """This process reads the stack's database through Django (the server's own timestamps)."""
-    os.environ.update(DATABASE_URL=stack.url, DJANGO_SECRET_KEY=stack.env["DJANGO_SECRET_KEY"],
-                      DJANGO_SETTINGS_MODULE="chronosx.settings", CHRONOSX_EMBEDDED_LOOP="0")
+    if stack.embedded:
+        os.environ.pop("DATABASE_URL", None)
+        os.environ.update(CHRONOSX_VAR_DIR=stack.env["CHRONOSX_VAR_DIR"])
+    else:
+        os.environ.update(DATABASE_URL=stack.url, DJANGO_SECRET_KEY=stack.env["DJANGO_SECRET_KEY"])
+    os.environ.update(DJANGO_SETTINGS_MODULE="chronosx.settings", CHRONOSX_EMBEDDED_LOOP="0")
     sys.path.insert(0, str(ROOT))
     import django
 
@@ -352,13 +390,18 @@ def main():
     parser.add_argument("--concurrency", type=int, default=1, help="prefork processes per Celery worker")
     parser.add_argument("--keep", action="store_true", help="keep the database and the logs")
     parser.add_argument("--max-pending", type=int, help="the stack's CHRONOSX_MAX_PENDING_PROPOSALS (default: its own)")
+    parser.add_argument("--embedded", action="store_true",
+                        help="the embedded default instead (SQLite, no broker, one uvicorn process running every stage)")
     args = parser.parse_args()
 
     stack = Stack(args)
     try:
         stack.start()
         django_setup_for(stack)
-        print(f"stack up: web workers {args.web_workers}, Celery concurrency {args.concurrency}; logs in {stack.tmp}")
+        if stack.embedded:
+            print(f"embedded default up: SQLite, one uvicorn process, no broker; logs in {stack.tmp}")
+        else:
+            print(f"stack up: web workers {args.web_workers}, Celery concurrency {args.concurrency}; logs in {stack.tmp}")
         for rate in [float(r) for r in args.rates.split(",")]:
             cpu_before = stack.cpu_seconds()
             load = run_rate(stack, rate, args.duration)
