@@ -23,10 +23,13 @@ from functools import cached_property
 from typing import NamedTuple
 
 CONTEXT = decimal.Context(prec=50, rounding=decimal.ROUND_HALF_EVEN, traps=[decimal.InvalidOperation, decimal.DivisionByZero])
-# The same context rounding down, for caps. Called through its methods, so a cap costs
-# no context switch; the flags it collects are never read.
+# The same context rounding down, for caps, and up, for the collar's shown deviation.
+# Called through their methods, so a rounding costs no context switch; the flags they
+# collect are never read.
 FLOOR = CONTEXT.copy()
 FLOOR.rounding = decimal.ROUND_FLOOR
+CEILING = CONTEXT.copy()
+CEILING.rounding = decimal.ROUND_CEILING
 BPS = Decimal(10000)
 ZERO = Decimal(0)
 BUY, SELL = Decimal(1), Decimal(-1)
@@ -135,6 +138,11 @@ class Ruleset:
 
     def strategy_budget(self, strategy: str) -> Limit:
         """The strategy's own budget, else the default one (both params must be there)."""
+        # A strategy of the ruleset is kept under its name, and found at once. (Both
+        # params were there when it was kept: the params never change.)
+        limit = self._budgets.get(strategy)
+        if limit is not None:
+            return limit
         budgets, default = self.params["strategy_budgets"], self.params["default_strategy_budget"]
         key = strategy if strategy in budgets else None  # kept per strategy of the ruleset, not per name asked
         limit = self._budgets.get(key)
@@ -364,7 +372,7 @@ def _price_collar(facts: Facts) -> Verdict:
     deviation = abs(facts.price - reference) / reference * BPS
     ok = deviation <= maximum.value
     # Rounded up, so a deviation just over the collar never reads as equal to it.
-    shown = deviation.quantize(CENT, rounding=decimal.ROUND_CEILING)
+    shown = CEILING.quantize(deviation, CENT)
     return ok, (
         f"limit {fmt(facts.price)} is {fmt(shown)} bps from reference {fmt(reference)}; "
         f"{'within' if ok else 'outside'} collar {maximum.text} bps"
