@@ -138,11 +138,6 @@ class Ruleset:
 
     def strategy_budget(self, strategy: str) -> Limit:
         """The strategy's own budget, else the default one (both params must be there)."""
-        # A strategy of the ruleset is kept under its name, and found at once. (Both
-        # params were there when it was kept: the params never change.)
-        limit = self._budgets.get(strategy)
-        if limit is not None:
-            return limit
         budgets, default = self.params["strategy_budgets"], self.params["default_strategy_budget"]
         key = strategy if strategy in budgets else None  # kept per strategy of the ruleset, not per name asked
         limit = self._budgets.get(key)
