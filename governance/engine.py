@@ -16,17 +16,20 @@ them in) is worked out once per ruleset version and kept: see Ruleset and compil
 import copy
 import decimal
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
 from functools import cached_property
 from typing import NamedTuple
 
 CONTEXT = decimal.Context(prec=50, rounding=decimal.ROUND_HALF_EVEN, traps=[decimal.InvalidOperation, decimal.DivisionByZero])
-# The same context rounding down, for caps. Called through its methods, so a cap costs
-# no context switch; the flags it collects are never read.
+# The same context rounding down, for caps, and up, for the collar's shown deviation.
+# Called through their methods, so a rounding costs no context switch; the flags they
+# collect are never read.
 FLOOR = CONTEXT.copy()
 FLOOR.rounding = decimal.ROUND_FLOOR
+CEILING = CONTEXT.copy()
+CEILING.rounding = decimal.ROUND_CEILING
 BPS = Decimal(10000)
 ZERO = Decimal(0)
 BUY, SELL = Decimal(1), Decimal(-1)
@@ -168,26 +171,31 @@ def compiled(rules: dict) -> Ruleset:
     return ruleset
 
 
-@dataclass(slots=True)
 class Facts:
     """What several rules look at, parsed once per evaluation. The raw inputs ride
-    along for what only one rule reads."""
+    along for what only one rule reads.
 
-    proposal: dict
-    context: dict
-    rules: dict
-    ruleset: Ruleset  # rules, compiled
-    quantity: Decimal
-    price: Decimal  # notional_price(proposal)
-    notional: Decimal
-    is_close: bool
-    sign: Decimal  # +1 for a buy, -1 for a sell
-    position: Decimal  # signed, this strategy and instrument, reserved included
-    asset_limits: dict | None  # rules["assets"] of this symbol, if any
+    A plain class with slots rather than a dataclass: it is built for every decision,
+    and twice for a modify, so its construction is kept to the assignments."""
+
+    __slots__ = ("proposal", "context", "rules", "ruleset", "quantity", "price", "notional", "is_close", "sign", "position", "asset_limits")
+
+    def __init__(self, proposal: dict, context: dict, rules: dict, ruleset: "Ruleset", quantity: Decimal, price: Decimal):
+        self.proposal = proposal
+        self.context = context
+        self.rules = rules
+        self.ruleset = ruleset  # rules, compiled
+        self.quantity = quantity
+        self.price = price  # notional_price(proposal)
+        self.notional = quantity * price
+        self.is_close = proposal.get("intent", "open") == "close"
+        self.sign = BUY if proposal["side"] == "buy" else SELL  # +1 for a buy, -1 for a sell
+        self.position = d(context["position_quantity"])  # signed, this strategy and instrument, reserved included
+        self.asset_limits = rules["assets"].get(proposal["symbol"])  # rules["assets"] of this symbol, if any
 
     def with_quantity(self, quantity: Decimal) -> "Facts":
         """The same order for another quantity."""
-        return replace(self, quantity=quantity, notional=quantity * self.price)
+        return Facts(self.proposal, self.context, self.rules, self.ruleset, quantity, self.price)
 
 
 # A check says (passed, detail).
@@ -243,22 +251,8 @@ def evaluate(*, proposal: dict, context: dict, rules: dict) -> dict:
 
 
 def _decide(proposal: dict, context: dict, rules: dict, ruleset: Ruleset) -> dict:
-    quantity = d(proposal["quantity"])
-    price = notional_price(proposal)
-    facts = Facts(
-        proposal=proposal,
-        context=context,
-        rules=rules,
-        ruleset=ruleset,
-        quantity=quantity,
-        price=price,
-        notional=quantity * price,
-        is_close=proposal.get("intent", "open") == "close",
-        sign=BUY if proposal["side"] == "buy" else SELL,
-        position=d(context["position_quantity"]),
-        asset_limits=rules["assets"].get(proposal["symbol"]),
-    )
-    checks, failed = _apply(facts, rules_for(rules))
+    facts = Facts(proposal, context, rules, ruleset, d(proposal["quantity"]), notional_price(proposal))
+    checks, failed = _apply(facts, checks_for(rules))
     if not failed:
         return {"outcome": "approve", "approved_quantity": proposal["quantity"], "checks": checks}
     smaller = _smaller_quantity(facts, failed)
@@ -267,21 +261,21 @@ def _decide(proposal: dict, context: dict, rules: dict, ruleset: Ruleset) -> dic
     return {"outcome": "block", "approved_quantity": None, "checks": checks}
 
 
-def _apply(facts: Facts, rules: tuple) -> tuple[list, list]:
-    """The rules in table order: the checks, and the rules that failed."""
+def _apply(facts: Facts, table: tuple) -> tuple[list, list]:
+    """The checks of a table of (name, check) in its order, and the names of those that failed."""
     checks, failed = [], []
-    for rule in rules:
-        passed, detail = rule.check(facts)
-        checks.append({"rule": rule.name, "passed": passed, "detail": detail})
+    for name, check in table:
+        passed, detail = check(facts)
+        checks.append({"rule": name, "passed": passed, "detail": detail})
         if not passed:
-            failed.append(rule)
+            failed.append(name)
     return checks, failed
 
 
 def _smaller_quantity(facts: Facts, failed: list) -> Decimal | None:
     """The largest quantity, below the one asked for, that passes every check; None if there is none."""
     # A close larger than the position is refused outright, never cut down.
-    if facts.is_close or not all(rule.quantity_bound for rule in failed):
+    if facts.is_close or not QUANTITY_BOUND_NAMES.issuperset(failed):
         return None
     instrument = facts.context["instrument"]
     largest = _round_down(min(rule.cap(facts) for rule in QUANTITY_BOUND_RULES), d(instrument["quantity_step"]))
@@ -291,7 +285,7 @@ def _smaller_quantity(facts: Facts, failed: list) -> Decimal | None:
     # leave a short beyond the limit), so a cut-down quantity is only offered when it
     # really passes every check, and only ever downwards. Every rule that is not
     # quantity-bound has passed already and does not depend on the quantity.
-    _, still_failed = _apply(facts.with_quantity(largest), QUANTITY_BOUND_RULES)
+    _, still_failed = _apply(facts.with_quantity(largest), QUANTITY_BOUND_CHECKS)
     return None if still_failed else largest
 
 
@@ -373,7 +367,7 @@ def _price_collar(facts: Facts) -> Verdict:
     deviation = abs(facts.price - reference) / reference * BPS
     ok = deviation <= maximum.value
     # Rounded up, so a deviation just over the collar never reads as equal to it.
-    shown = deviation.quantize(CENT, rounding=decimal.ROUND_CEILING)
+    shown = CEILING.quantize(deviation, CENT)
     return ok, (
         f"limit {fmt(facts.price)} is {fmt(shown)} bps from reference {fmt(reference)}; "
         f"{'within' if ok else 'outside'} collar {maximum.text} bps"
@@ -654,16 +648,22 @@ LOSS_RULES = ("daily_loss", "drawdown", "loss_cooldown")
 RULES_BEFORE_LOSS_LIMITS = tuple(rule for rule in RULES if rule.name not in LOSS_RULES)
 
 
-def rules_for(rules: dict) -> tuple:
-    """The rules that decide under these params, in table order."""
-    return RULES if has_loss_limits(rules) else RULES_BEFORE_LOSS_LIMITS
-
-
 CHECK_ORDER = tuple(rule.name for rule in RULES)
 CHECK_ORDER_BEFORE_LOSS_LIMITS = tuple(rule.name for rule in RULES_BEFORE_LOSS_LIMITS)
 # Checks that a smaller quantity can satisfy: only these may lead to `modify`.
 QUANTITY_BOUND_RULES = tuple(rule for rule in RULES if rule.quantity_bound)
 QUANTITY_BOUND = tuple(rule.name for rule in QUANTITY_BOUND_RULES)
+QUANTITY_BOUND_NAMES = frozenset(QUANTITY_BOUND)
+# The tables as _apply walks them, (name, check) in table order: walked for every
+# decision, so without the Rule around each.
+CHECKS = tuple((rule.name, rule.check) for rule in RULES)
+CHECKS_BEFORE_LOSS_LIMITS = tuple((rule.name, rule.check) for rule in RULES_BEFORE_LOSS_LIMITS)
+QUANTITY_BOUND_CHECKS = tuple((rule.name, rule.check) for rule in QUANTITY_BOUND_RULES)
+
+
+def checks_for(rules: dict) -> tuple:
+    """The (name, check) of the rules that decide under these params, in table order."""
+    return CHECKS if has_loss_limits(rules) else CHECKS_BEFORE_LOSS_LIMITS
 
 
 # --- force-execute: which failed checks two keys may override ---------------------------
