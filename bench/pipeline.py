@@ -175,7 +175,7 @@ class Stack:
             shutil.copy2(self.tmp / "keys" / f"{node}.key", folder / f"{node}.key")
         no_keys = {"CHRONOSX_NODE_KEY_DIR": str(self.tmp / "no-keys")}
         celery = [sys.executable, "-m", "celery", "-A", "chronosx"]
-        worker = [*celery, "worker", "--without-gossip", "--without-mingle", "-l", "WARNING"]
+        worker = [*celery, "worker", "--without-gossip", "--without-mingle", "-l", "WARNING", "-P", getattr(self.args, "pool", "prefork")]
         self.spawn("web", [sys.executable, "-m", "uvicorn", "chronosx.asgi:application", "--host", "127.0.0.1",
                            "--port", str(self.port), "--workers", str(self.args.web_workers), "--no-access-log",
                            "--log-level", "warning"], no_keys)
@@ -388,6 +388,8 @@ def main():
     parser.add_argument("--duration", type=float, default=20, help="seconds of load per rate")
     parser.add_argument("--web-workers", type=int, default=2)
     parser.add_argument("--concurrency", type=int, default=1, help="prefork processes per Celery worker")
+    parser.add_argument("--pool", default="prefork", choices=["prefork", "solo"],
+                        help="the Celery workers' pool (solo: the worker process runs its tasks itself)")
     parser.add_argument("--keep", action="store_true", help="keep the database and the logs")
     parser.add_argument("--max-pending", type=int, help="the stack's CHRONOSX_MAX_PENDING_PROPOSALS (default: its own)")
     parser.add_argument("--embedded", action="store_true",
