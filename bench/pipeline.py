@@ -15,7 +15,8 @@ then waits up to 30 s for every accepted proposal to be final. It prints
   signed votes asked for) and received→filled (sandbox), p50/p95/p99;
 - how many were lost (accepted, then missing) or still pending after the wait;
 - CPU seconds each role used during the rate's load and wait (prefork children included),
-  PostgreSQL's server processes and the whole machine's, and so CPU ms per accepted proposal;
+  PostgreSQL's and Redis's server processes, this load generator's, and the whole machine's,
+  and so CPU ms per accepted proposal;
 - every process's peak RSS (VmHWM), prefork children included.
 
 With --embedded it runs the README's embedded default instead (`scripts/run`: SQLite in a folder
@@ -175,18 +176,23 @@ class Stack:
             shutil.copy2(self.tmp / "keys" / f"{node}.key", folder / f"{node}.key")
         no_keys = {"CHRONOSX_NODE_KEY_DIR": str(self.tmp / "no-keys")}
         celery = [sys.executable, "-m", "celery", "-A", "chronosx"]
-        worker = [*celery, "worker", "--without-gossip", "--without-mingle", "-l", "WARNING", "-P", getattr(self.args, "pool", "prefork")]
+        worker = [*celery, "worker", "--without-gossip", "--without-mingle", "-l", "WARNING"]
+        # As scripts/up: the governance worker a prefork pool, each node and the router one task
+        # at a time in its own process (solo), unless --pool prefork asks for a pool of --concurrency.
+        pool = getattr(self.args, "pool", "prefork")
+        single = ["-P", "solo"] if pool == "solo" else ["-P", "prefork", "-c", str(self.args.concurrency)]
         self.spawn("web", [sys.executable, "-m", "uvicorn", "chronosx.asgi:application", "--host", "127.0.0.1",
                            "--port", str(self.port), "--workers", str(self.args.web_workers), "--no-access-log",
                            "--log-level", "warning"], no_keys)
-        self.spawn("governance", [*worker, "-Q", "governance", "-n", "governance@%h", "-c", str(self.args.concurrency)], no_keys)
+        self.spawn("governance", [*worker, "-Q", "governance", "-n", "governance@%h", "-c", str(self.args.concurrency)],
+                   no_keys)
         self.spawn("beat", [*celery, "beat", "-l", "WARNING", "-s", str(self.tmp / "beat-schedule")], no_keys)
         if not getattr(self.args, "without_sequencer", False):
             self.spawn("sequencer", [sys.executable, "manage.py", "audit_sequencer"], no_keys)
         for node in NODES:
-            self.spawn(node, [*worker, "-Q", node, "-n", f"{node}@%h", "-c", str(self.args.concurrency)],
+            self.spawn(node, [*worker, "-Q", node, "-n", f"{node}@%h", *single],
                        {"CHRONOSX_NODE": node, "CHRONOSX_NODE_KEY_DIR": str(self.tmp / f"keys-{node}")})
-        self.spawn("router", [*worker, "-Q", "router", "-n", "router@%h", "-c", str(self.args.concurrency)], no_keys)
+        self.spawn("router", [*worker, "-Q", "router", "-n", "router@%h", *single], no_keys)
         self._wait_healthy()
 
     def _wait_healthy(self):
@@ -233,8 +239,10 @@ class Stack:
     def cpu_seconds(self) -> dict[str, float]:
         """CPU seconds used so far by each role (its live processes), PostgreSQL's processes, and the machine."""
         out = {name: sum(map(_cpu_of, pids)) for name, pids in self.pids().items()}
-        out["postgresql"] = sum(_cpu_of(int(stat.parent.name)) for stat in Path("/proc").glob("[0-9]*/stat")
-                                if _command_of(stat) == "postgres")
+        for label, command in (("postgresql", "postgres"), ("redis", "redis-server")):
+            out[label] = sum(_cpu_of(int(stat.parent.name)) for stat in Path("/proc").glob("[0-9]*/stat")
+                             if _command_of(stat) == command)
+        out["this client"] = _cpu_of(os.getpid())
         fields = Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]
         idle = int(fields[3]) + int(fields[4])
         out["machine (busy)"] = (sum(map(int, fields[:8])) - idle) / CLOCK_TICKS
@@ -387,9 +395,10 @@ def main():
     parser.add_argument("--rates", default="2,10,20", help="proposals per second, comma-separated")
     parser.add_argument("--duration", type=float, default=20, help="seconds of load per rate")
     parser.add_argument("--web-workers", type=int, default=2)
-    parser.add_argument("--concurrency", type=int, default=1, help="prefork processes per Celery worker")
-    parser.add_argument("--pool", default="prefork", choices=["prefork", "solo"],
-                        help="the Celery workers' pool (solo: the worker process runs its tasks itself)")
+    parser.add_argument("--concurrency", type=int, default=2,
+                        help="the governance worker's prefork processes (scripts/up: 2), and with --pool prefork each other worker's")
+    parser.add_argument("--pool", default="solo", choices=["prefork", "solo"],
+                        help="the nodes' and the router's pool (scripts/up: solo, each runs its tasks itself)")
     parser.add_argument("--keep", action="store_true", help="keep the database and the logs")
     parser.add_argument("--max-pending", type=int, help="the stack's CHRONOSX_MAX_PENDING_PROPOSALS (default: its own)")
     parser.add_argument("--embedded", action="store_true",
@@ -403,7 +412,8 @@ def main():
         if stack.embedded:
             print(f"embedded default up: SQLite, one uvicorn process, no broker; logs in {stack.tmp}")
         else:
-            print(f"stack up: web workers {args.web_workers}, Celery concurrency {args.concurrency}; logs in {stack.tmp}")
+            print(f"stack up: web workers {args.web_workers}, governance processes {args.concurrency}, "
+                  f"nodes and router pool {args.pool}; logs in {stack.tmp}")
         for rate in [float(r) for r in args.rates.split(",")]:
             cpu_before = stack.cpu_seconds()
             load = run_rate(stack, rate, args.duration)
