@@ -6,6 +6,7 @@ import uuid
 from decimal import Decimal
 
 from django.db import transaction
+from django.db.models import Subquery
 from django.utils import timezone
 
 from chronosx import metrics
@@ -63,8 +64,8 @@ def _proposal_lock_first(*, order_id) -> None:
     that order, as a router claiming an order does (sending._order_create_and_claim). The
     other way round, a router accepting its order and a second router claiming it deadlocked,
     and so did the reconciler applying fills beside a cancel settling."""
-    proposal_id = Order.objects.filter(id=order_id).values_list("proposal_id", flat=True).first()
-    Proposal.objects.select_for_update().filter(id=proposal_id).values_list("id", flat=True).first()
+    of_order = Order.objects.filter(id=order_id).values("proposal_id")[:1]
+    Proposal.objects.select_for_update().filter(id=Subquery(of_order)).values_list("id", flat=True).first()
 
 
 @transaction.atomic(savepoint=False)  # part of the caller's transaction when there is one
@@ -78,7 +79,12 @@ def order_transition(*, order_id, to: str, reason: str, only_from=None, fields=N
         allowed &= set(only_from)
     if to in PROPOSAL_FOLLOWS:
         _proposal_lock_first(order_id=order_id)
-    order = Order.objects.select_for_update().filter(id=order_id).only("status", "client_order_id", "proposal_id").first()
+    order = (
+        Order.objects.select_for_update()
+        .filter(id=order_id)
+        .only("status", "client_order_id", "proposal_id", "filled_quantity")
+        .first()
+    )
     if order is None or order.status not in allowed:
         return False
     previous = order.status
@@ -91,7 +97,7 @@ def order_transition(*, order_id, to: str, reason: str, only_from=None, fields=N
         payload={"client_order_id": order.client_order_id, "from": previous, "to": to, "reason": reason, **(extra or {})},
     )
     if to in PROPOSAL_FOLLOWS:
-        filled = Order.objects.filter(id=order_id).values_list("filled_quantity", flat=True).get()
+        filled = (fields or {}).get("filled_quantity", order.filled_quantity)  # as the update left it
         proposal_transition(
             proposal_id=order.proposal_id,
             to=PROPOSAL_FOLLOWS[to],
@@ -164,7 +170,11 @@ def order_apply(*, order_id, state: VenueOrder | None, fills: list | None) -> Or
     it trips the reconciliation_mismatch breaker and keeps the order open.
     """
     _proposal_lock_first(order_id=order_id)
-    order = Order.objects.select_for_update(of=("self",)).select_related("proposal").get(id=order_id)
+    order = (
+        Order.objects.select_for_update(of=("self",))
+        .select_related("proposal__strategy", "proposal__instrument")  # what each fill books under
+        .get(id=order_id)
+    )
     for fill in fills or []:
         try:
             fill_record(
