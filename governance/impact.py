@@ -22,6 +22,7 @@ from its own thread, a bounded number of chunks ahead; results are taken in orde
 import json
 import logging
 import multiprocessing
+import uuid
 from collections import Counter, deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -82,6 +83,15 @@ class ChunkResult:
     errors: list = field(default_factory=list)
 
 
+def _id_text(proposal_id: str) -> str:
+    """A proposal id as the API writes it: SQLite gives the column's text without dashes.
+    Anything else is reported as it was read."""
+    try:
+        return str(uuid.UUID(proposal_id))
+    except (TypeError, ValueError):
+        return proposal_id
+
+
 def evaluate_chunk(rules: dict, rows: Iterable[Row]) -> ChunkResult:
     """Steps 1 to 4 for a chunk of stored decisions."""
     result = ChunkResult()
@@ -90,7 +100,7 @@ def evaluate_chunk(rules: dict, rows: Iterable[Row]) -> ChunkResult:
             proposal = json.loads(proposal_json)
             replayed = engine.evaluate(proposal=proposal, context=json.loads(context_json), rules=rules)
         except Exception as exc:  # any malformed stored input is reported, not a crash
-            result.errors.append((decided_at, proposal_id, f"{type(exc).__name__}: {exc}"))
+            result.errors.append((decided_at, _id_text(proposal_id), f"{type(exc).__name__}: {exc}"))
             continue
         result.evaluated += 1
         moved = transition(stored_outcome=outcome, stored_quantity=quantity, replayed=replayed)
@@ -101,7 +111,7 @@ def evaluate_chunk(rules: dict, rows: Iterable[Row]) -> ChunkResult:
         except (TypeError, ValueError):
             stored_checks = []
         result.changes.append(
-            (decided_at, proposal_id, str(proposal.get("strategy")), moved, rules_changed(stored_checks, replayed["checks"]))
+            (decided_at, _id_text(proposal_id), str(proposal.get("strategy")), moved, rules_changed(stored_checks, replayed["checks"]))
         )
     return result
 
