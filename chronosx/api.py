@@ -38,7 +38,7 @@ class Overloaded(exceptions.APIException):
 
     status_code = status.HTTP_429_TOO_MANY_REQUESTS
     default_code = "overloaded"
-    default_detail = "too many proposals await a decision; nothing was stored, retry shortly"
+    default_detail = "too many proposals await a decision, votes or routing; nothing was stored, retry shortly"
     wait = 1
 
 

@@ -294,7 +294,7 @@ _ERRORS = {
     409: "`idempotency_conflict`: this `Idempotency-Key` was used before with a different body",
     413: "`too_large`: the body is over 64 KiB",
     415: "`unsupported_media_type`: the body is not `application/json`",
-    429: "`throttled`: over the agent's request rate, or `overloaded`: too many proposals await a decision"
+    429: "`throttled`: over the agent's request rate, or `overloaded`: too many proposals await a decision, votes or routing"
     " (nothing stored); retry after `Retry-After` seconds",
     503: "`unavailable`: the database is away; nothing was stored, retry after `Retry-After` seconds",
 }

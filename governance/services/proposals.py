@@ -60,12 +60,15 @@ def request_hash(body: dict) -> str:
 
 
 def _evaluation_queue_full() -> bool:
-    """Whether CHRONOSX_MAX_PENDING_PROPOSALS proposals await a decision: reads at most that
-    many entries of the (status, status_changed_at) index."""
+    """Whether CHRONOSX_MAX_PENDING_PROPOSALS proposals are in the pipeline short of the venue:
+    awaiting a decision or votes (pending), or approved and awaiting the router. Counting the
+    router's queue too keeps the whole way to the venue bounded, not only the decision. Reads
+    at most that many entries of the (status, status_changed_at) index."""
     limit = settings.CHRONOSX_MAX_PENDING_PROPOSALS
     if limit <= 0:
         return False
-    return Proposal.objects.filter(status=Proposal.Status.PENDING).values("id")[limit - 1 : limit].exists()
+    in_pipeline = Proposal.objects.filter(status__in=(Proposal.Status.PENDING, Proposal.Status.APPROVED))
+    return in_pipeline.values("id")[limit - 1 : limit].exists()
 
 
 def proposal_submit(

@@ -101,3 +101,17 @@ def test_with_the_evaluation_queue_full_a_new_proposal_is_refused_429_and_nothin
     assert_error(post_proposal(api), 429, "overloaded")  # full again
     # A close is taken whatever the queue: a full queue must not trap a position.
     assert post_proposal(api, proposal_body(side="sell", intent="close")).status_code == 202
+
+
+def test_approved_proposals_awaiting_the_router_count_against_the_bound(api, settings, monkeypatch):
+    """The bound covers the whole way to the venue: a router that falls behind fills it too."""
+    from chronosx import pipeline
+
+    settings.CHRONOSX_MAX_PENDING_PROPOSALS = 1
+    monkeypatch.setattr(pipeline, "enqueue", lambda *args, **kwargs: None)
+    waiting = post_proposal(api).json()["id"]
+    Proposal.objects.filter(id=waiting).update(status=Proposal.Status.APPROVED)  # voted through, not yet routed
+    assert_error(post_proposal(api), 429, "overloaded")
+
+    Proposal.objects.filter(id=waiting).update(status=Proposal.Status.ROUTED)  # at the venue now
+    assert post_proposal(api).status_code == 202

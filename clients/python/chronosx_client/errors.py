@@ -53,7 +53,7 @@ class Throttled(ChronosXError):
 
 
 class Overloaded(ChronosXError):
-    """Too many proposals await a decision; nothing was stored. Retried like `Throttled`."""
+    """Too many proposals await a decision, votes or routing; nothing was stored. Retried like `Throttled`."""
 
     code = "overloaded"
 
