@@ -174,7 +174,7 @@ if CHRONOSX_DB_POOL_SIZE and DATABASES["default"]["ENGINE"].endswith("postgresql
     DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
         "min_size": 1,
         "max_size": CHRONOSX_DB_POOL_SIZE,
-        "timeout": float(env("CHRONOSX_DB_POOL_TIMEOUT_SECONDS", "5")),
+        "timeout": float(env("CHRONOSX_DB_POOL_TIMEOUT_SECONDS", "2")),
         "max_idle": 300,
     }
 if env("DATABASE_OWNER_URL"):

@@ -137,3 +137,44 @@ def test_threads_share_one_redis_pool_and_one_celery_result_backend():
 
     assert seen[0][0] is seen[1][0]
     assert seen[0][1] is seen[1][1]
+
+
+def test_with_the_database_unreachable_the_web_tier_answers_503_within_its_pool_timeout(tmp_path):
+    import socket
+    import time
+
+    import requests
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    env = stack_env(
+        tmp_path, DATABASE_URL="postgres://cx_app:cx_app@127.0.0.1:9/chronosx",  # nothing listens on port 9
+        CHRONOSX_TLS=None, CHRONOSX_DB_POOL_TIMEOUT_SECONDS="0.5",
+    )
+    server = subprocess.Popen(
+        [sys.executable, "-m", "uvicorn", "chronosx.asgi:application", "--port", str(port), "--log-level", "warning"],
+        cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                started = time.monotonic()
+                answer = requests.post(
+                    f"http://127.0.0.1:{port}/api/v1/proposals/", json={}, timeout=10,
+                    headers={"Authorization": "Token cx_x", "Idempotency-Key": "k1"},
+                )
+                break
+            except requests.ConnectionError:
+                assert time.monotonic() < deadline, "the server did not start"
+                time.sleep(0.3)
+        took = time.monotonic() - started
+    finally:
+        server.terminate()
+        server.wait(timeout=20)
+
+    assert answer.status_code == 503
+    assert answer.json()["error"]["code"] == "unavailable"
+    assert answer.headers["Retry-After"]
+    assert took < 5
