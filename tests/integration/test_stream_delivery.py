@@ -100,3 +100,52 @@ def _unchained() -> bool:
 
 def _seq_of(event_id):
     return AuditEvent.objects.filter(id=event_id).values_list("seq", flat=True).first()
+
+
+def test_a_crowd_of_streams_opening_at_once_stays_within_the_web_tier_s_pool(tmp_path):
+    """Each stream's opening request reads the database for a moment, on a thread of its own:
+    without the pool each such thread opened a connection of its own, and a few hundred at once
+    ran PostgreSQL out of them. With it the web process holds at most its pool, plus the event
+    tail's and the status poller's own connections."""
+    from django.db import connection
+
+    seed()
+    _, staff_token = agent_create(name="risk-desk", strategy_slugs=["demo"], staff=True)
+    env = process_env(DATABASE_URL=database_url(), CHRONOSX_EMBEDDED_LOOP="0", CHRONOSX_WEB_DB_POOL_SIZE="3")
+    env.pop("CELERY_BROKER_URL", None)
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    database = connection.settings_dict["NAME"]
+
+    def connections_now() -> int:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT count(*) FROM pg_stat_activity WHERE datname = %s", [database])
+            return cursor.fetchone()[0]
+
+    before = connections_now()
+    web = spawn([sys.executable, "-m", "uvicorn", "chronosx.asgi:application", "--host", "127.0.0.1", "--port", str(port),
+                 "--log-level", "warning"], env=env, log_path=tmp_path / "web.log")
+    readers = [StreamReader(url, staff_token, after=0) for _ in range(60)]
+    most, done = [0], threading.Event()
+
+    def watch():
+        while not done.is_set():
+            most[0] = max(most[0], connections_now() - before)
+            time.sleep(0.01)
+
+    try:
+        wait_for(lambda: _answers(url), timeout=60, what=f"uvicorn\n{log_tail(tmp_path / 'web.log')}")
+        watcher = threading.Thread(target=watch, daemon=True)
+        watcher.start()
+        for reader in readers:
+            reader.start()
+        opened = sum(reader.opened.wait(30) for reader in readers)
+        done.set()
+        watcher.join()
+    finally:
+        done.set()
+        stop_worker(web)
+
+    assert opened == len(readers), log_tail(tmp_path / "web.log")
+    # The pool's 3, the event tail's reader and listener, and the watcher's own connection.
+    assert most[0] <= 3 + 2 + 1, most[0]
