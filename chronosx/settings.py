@@ -158,10 +158,6 @@ DATABASES = {
         conn_health_checks=True,
     )
 }
-# In production DATABASE_URL is the runtime role, which owns no table and so cannot disable
-# or drop the append-only triggers; migrations (tables and triggers) need the owner role:
-# DATABASE_OWNER_URL and `python manage.py migrate --database owner` (docs/database-roles.md).
-# Unset: one database, as before. No router is needed: migrate runs on the alias it is given.
 # A connection pool (psycopg's) instead: the web tier runs each request's synchronous code on a
 # thread of its own, so a connection kept per thread is never reused and one made per request
 # costs more than the request (asgi.py turns the pool on there). The pool holds at most this
@@ -177,6 +173,10 @@ if CHRONOSX_DB_POOL_SIZE and DATABASES["default"]["ENGINE"].endswith("postgresql
         "timeout": float(env("CHRONOSX_DB_POOL_TIMEOUT_SECONDS", "2")),
         "max_idle": 300,
     }
+# In production DATABASE_URL is the runtime role, which owns no table and so cannot disable
+# or drop the append-only triggers; migrations (tables and triggers) need the owner role:
+# DATABASE_OWNER_URL and `python manage.py migrate --database owner` (docs/database-roles.md).
+# Unset: one database, as before. No router is needed: migrate runs on the alias it is given.
 if env("DATABASE_OWNER_URL"):
     DATABASES["owner"] = dj_database_url.parse(env("DATABASE_OWNER_URL"), conn_max_age=0)
 IS_SQLITE = DATABASES["default"]["ENGINE"].endswith("sqlite3")
