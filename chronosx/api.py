@@ -34,7 +34,8 @@ class ServiceUnavailable(exceptions.APIException):
 
 
 class Overloaded(exceptions.APIException):
-    """The evaluation queue is full (CHRONOSX_MAX_PENDING_PROPOSALS): nothing was stored."""
+    """The pipeline is full (CHRONOSX_MAX_PENDING_PROPOSALS awaiting a decision, votes or routing):
+    nothing was stored."""
 
     status_code = status.HTTP_429_TOO_MANY_REQUESTS
     default_code = "overloaded"

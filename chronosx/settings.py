@@ -274,9 +274,9 @@ CHRONOSX_EMBEDDED_LOOP = env_bool("CHRONOSX_EMBEDDED_LOOP", default=True)
 # How long a proposal may sit in one stage before the sweeper picks it up again.
 CHRONOSX_SWEEP_AFTER_SECONDS = float(env("CHRONOSX_SWEEP_AFTER_SECONDS", "10"))
 CHRONOSX_SWEEP_INTERVAL_SECONDS = float(env("CHRONOSX_SWEEP_INTERVAL_SECONDS", "5"))
-# The evaluation queue is bounded: with this many proposals awaiting a decision, a new one is
-# refused (429 `overloaded`, Retry-After) instead of waiting behind them until its signal is
-# stale. Size it as decisions per second times the delay a desk accepts. 0: unbounded.
+# The pipeline is bounded: with this many proposals awaiting a decision, votes or routing, a new
+# one is refused (429 `overloaded`, Retry-After) instead of waiting behind them until its signal
+# is stale. Size it as fills per second times the delay a desk accepts. 0: unbounded.
 CHRONOSX_MAX_PENDING_PROPOSALS = int(env("CHRONOSX_MAX_PENDING_PROPOSALS", "1000"))
 # Fault injection for tests of worker crashes: the evaluation sleeps this long
 # inside its transaction. Always 0 in production.

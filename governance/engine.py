@@ -178,7 +178,10 @@ class Facts:
     A plain class with slots rather than a dataclass: it is built for every decision,
     and twice for a modify, so its construction is kept to the assignments."""
 
-    __slots__ = ("proposal", "context", "rules", "ruleset", "quantity", "price", "notional", "is_close", "sign", "position", "asset_limits")
+    __slots__ = (
+        "proposal", "context", "rules", "ruleset", "quantity", "price", "notional", "is_close", "sign", "position",
+        "asset_limits",
+    )
 
     def __init__(self, proposal: dict, context: dict, rules: dict, ruleset: "Ruleset", quantity: Decimal, price: Decimal):
         self.proposal = proposal

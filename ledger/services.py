@@ -129,7 +129,7 @@ def audit_chain_extend(*, limit: int = 5000) -> int:
 
 
 def _links_write(events) -> None:
-    """Write the links of a round. On PostgreSQL in one statement over three arrays: Django's
+    """Write the links of a round. On PostgreSQL in one statement over arrays: Django's
     bulk_update builds a CASE per field and event, which cost the sequencer more CPU than the
     rest of its round."""
     if connection.vendor != "postgresql":

@@ -58,11 +58,13 @@ def job_transition(*, job_id, to: str, actor: str, reason: str, attempt: int, fi
     allowed = {status for status, targets in JOB_TRANSITIONS.items() if to in targets}
     row = (ComplianceJob.objects.select_for_update().filter(id=job_id)
            .values_list("status", "attempts", "task", "progress_at").first())
-    if row is None or row[0] not in allowed or row[1] != attempt:
+    if row is None:
         return False
-    if silent_before is not None and row[3] >= silent_before:
+    current, attempts, task, progress_at = row
+    if current not in allowed or attempts != attempt:
+        return False
+    if silent_before is not None and progress_at >= silent_before:
         return False  # the worker spoke up after the sweeper looked: still its job
-    current, _, task, _ = row
     ComplianceJob.objects.filter(id=job_id, status=current, attempts=attempt).update(status=to, **(fields or {}))
     audit_record(
         kind="compliance_job.status",

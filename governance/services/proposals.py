@@ -59,7 +59,7 @@ def request_hash(body: dict) -> str:
     return sha256_hex(canonical_json(body))
 
 
-def _evaluation_queue_full() -> bool:
+def _pipeline_full() -> bool:
     """Whether CHRONOSX_MAX_PENDING_PROPOSALS proposals are in the pipeline short of the venue:
     awaiting a decision or votes (pending), or approved and awaiting the router. Counting the
     router's queue too keeps the whole way to the venue bounded, not only the decision. Reads
@@ -78,16 +78,14 @@ def proposal_submit(
 
     Returns (proposal, created). The same key with the same body returns the first
     proposal; with another body it raises IdempotencyConflict. The uniqueness is the
-    database's, so concurrent duplicates cannot both insert. With the evaluation queue full
-    a new opening proposal is refused (Overloaded); a retry of a stored one is still answered,
-    and a close is always taken: a full queue must not trap a position.
+    database's, so concurrent duplicates cannot both insert. With the pipeline full a new
+    opening proposal is refused (Overloaded); a retry of a stored one is still answered, and a
+    close is always taken: a full pipeline must not trap a position.
     """
-    if data.get("intent") != Proposal.Intent.CLOSE and _evaluation_queue_full():
-        existing = Proposal.objects.filter(agent=agent, idempotency_key=idempotency_key).first()
+    if data.get("intent") != Proposal.Intent.CLOSE and _pipeline_full():
+        existing = _stored_under_key(agent=agent, idempotency_key=idempotency_key, body_hash=body_hash)
         if existing is None:
             raise Overloaded()
-        if existing.request_hash != body_hash:
-            raise IdempotencyConflict()
         return existing, False
     try:
         with transaction.atomic():
@@ -111,13 +109,20 @@ def proposal_submit(
             pipeline.after_commit(pipeline.EVALUATE, proposal.id)
             metrics.proposal_received()
     except IntegrityError:
-        existing = Proposal.objects.filter(agent=agent, idempotency_key=idempotency_key).first()
+        existing = _stored_under_key(agent=agent, idempotency_key=idempotency_key, body_hash=body_hash)
         if existing is None:
             raise
-        if existing.request_hash != body_hash:
-            raise IdempotencyConflict()
         return existing, False
     return proposal, True
+
+
+def _stored_under_key(*, agent: Agent, idempotency_key: str, body_hash: str) -> Proposal | None:
+    """The agent's proposal already stored under this key, if any: the same request again.
+    Under the same key with another body it raises IdempotencyConflict."""
+    existing = Proposal.objects.filter(agent=agent, idempotency_key=idempotency_key).first()
+    if existing is not None and existing.request_hash != body_hash:
+        raise IdempotencyConflict()
+    return existing
 
 
 def proposals_claim_for_sweep(*, proposal_ids, now, every_seconds: float) -> list:
