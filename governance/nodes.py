@@ -44,8 +44,11 @@ def node_vote(*, proposal_id, node: str) -> Vote | None:
     existing = Vote.objects.filter(proposal_id=proposal_id, node=node).first()
     if existing is not None:
         return existing
-    proposal = Proposal.objects.select_related("strategy", "instrument").filter(id=proposal_id).first()
-    decision = Decision.objects.filter(proposal_id=proposal_id).first() if proposal else None
+    # The decision and its ruleset come with the proposal: one read for what the review checks.
+    proposal = (
+        Proposal.objects.select_related("strategy", "instrument", "decision__ruleset").filter(id=proposal_id).first()
+    )
+    decision = getattr(proposal, "decision", None)
     if decision is None:
         return None  # nothing to vote on
     # A blocked decision is voted on only under a force record (force-execute, two keys).

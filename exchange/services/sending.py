@@ -125,19 +125,22 @@ def _order_create_and_claim(*, proposal: Proposal, venue: Venue) -> Order | None
         if locked is None:
             return None
         cid = client_order_id_for(proposal.id)
-        order, created = Order.objects.get_or_create(
-            client_order_id=cid,
-            defaults={
-                "proposal": proposal,
-                "venue": venue.name,
-                "live": venue.live,
-                "symbol": proposal.instrument.symbol,
-                "side": proposal.side,
-                "order_type": proposal.order_type,
-                "quantity": order_quantity(proposal=proposal),
-                "limit_price": proposal.limit_price,
-            },
-        )
+        # Under the proposal's lock no other router can write this order in between: a read
+        # and an insert, without get_or_create's savepoint round trips.
+        order = Order.objects.filter(client_order_id=cid).first()
+        created = order is None
+        if created:
+            order = Order.objects.create(
+                client_order_id=cid,
+                proposal=proposal,
+                venue=venue.name,
+                live=venue.live,
+                symbol=proposal.instrument.symbol,
+                side=proposal.side,
+                order_type=proposal.order_type,
+                quantity=order_quantity(proposal=proposal),
+                limit_price=proposal.limit_price,
+            )
         if created:
             audit_record(
                 kind="order.created",

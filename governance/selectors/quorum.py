@@ -10,7 +10,7 @@ from decimal import Decimal
 
 from governance import engine, keys
 from governance.digests import decision_row_digest, force_row_digest, vote_message
-from governance.models import Decision, ForceRequest, Node, Proposal, Ruleset, Vote
+from governance.models import Decision, ForceRequest, Node, Proposal, Vote
 from governance.selectors.controls import quorum_size
 from governance.selectors.forcing import force_record, force_record_problem
 from governance.selectors.proposals import proposal_engine_input
@@ -100,8 +100,8 @@ def decision_integrity_problem(*, proposal: Proposal, decision: Decision) -> str
     inputs = decision.inputs if isinstance(decision.inputs, dict) else {}
     if set(inputs) != {"proposal", "context", "rules"}:
         return "decision inputs are malformed"
-    ruleset = Ruleset.objects.filter(pk=decision.ruleset_id).first()
-    if ruleset is None or not ruleset.is_published or ruleset.version != decision.ruleset_version:
+    ruleset = decision.ruleset  # one query, or none where the caller read it with the decision
+    if not ruleset.is_published or ruleset.version != decision.ruleset_version:
         return f"decision names ruleset v{decision.ruleset_version}, which is not the published ruleset it points to"
     if inputs["rules"] != ruleset.params:
         return f"decision rules differ from published ruleset v{ruleset.version}"
@@ -191,12 +191,14 @@ def quorum_certificate_verify(*, proposal_id) -> tuple[bool, str]:
     now: enough verifying approvals from distinct nodes, each signing the digest of the
     decision as it is stored now, and that decision intact. The router calls this
     before it sends anything."""
-    proposal = Proposal.objects.select_related("strategy", "instrument").filter(id=proposal_id).first()
+    proposal = (
+        Proposal.objects.select_related("strategy", "instrument", "decision__ruleset").filter(id=proposal_id).first()
+    )
     if proposal is None:
         return False, "no such proposal"
     if proposal.status in NEVER_APPROVED:
         return False, f"proposal is {proposal.status}, not approved"
-    decision = Decision.objects.filter(proposal_id=proposal.id).first()
+    decision = getattr(proposal, "decision", None)
     if decision is None:
         return False, "no decision that allows an order"
     force = force_record(proposal_id=proposal.id) if decision.outcome == Decision.Outcome.BLOCK else None

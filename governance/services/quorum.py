@@ -97,12 +97,13 @@ def vote_record(
     if force_digest:
         details["force_digest"] = force_digest
     # The row lock serializes the votes of one proposal: each tally sees every earlier vote.
-    proposal = Proposal.objects.select_for_update().filter(id=proposal_id).first()
+    # (The decision comes in the same read; only the proposal's row is locked.)
+    proposal = Proposal.objects.select_for_update(of=("self",)).select_related("decision").filter(id=proposal_id).first()
     if proposal is None:
         return vote_refuse(proposal_id=None, node=node, why=f"no such proposal {proposal_id}", details=details)
     if node not in Node.values or verdict not in Vote.Verdict.values:
         return vote_refuse(proposal_id=proposal_id, node=node, why="unknown node or verdict", details=details)
-    decision = Decision.objects.filter(proposal_id=proposal_id).first()
+    decision = getattr(proposal, "decision", None)
     if decision is None or not voting_open(decision):
         return vote_refuse(proposal_id=proposal_id, node=node, why="no decision open to a vote", details=details)
     problem = vote_signature_problem(

@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pytest
 from django.core.management import call_command
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 from nacl.signing import SigningKey
 
@@ -126,6 +128,20 @@ def test_with_one_node_stopped_the_other_two_approve(api, post, queues):
     assert sorted(v["node"] for v in body["quorum"]["votes"]) == ["portfolio", "risk"]
     assert queues.routed == [proposal_id]
     assert quorum_certificate_verify(proposal_id=proposal_id)[0] is True
+
+
+def test_a_vote_reads_the_decision_and_its_ruleset_with_the_proposal_not_apart(post, queues):
+    # Each vote is on the path of every order: the node's review and the tally under the
+    # proposal's lock each take the decision (and the review its ruleset) in the same read.
+    queues.stop("risk")
+    proposal_id = post()
+    with CaptureQueriesContext(connection) as queries:
+        (vote,) = queues.deliver_held()
+    assert vote.verdict == "approve"
+    reads = [q["sql"] for q in queries.captured_queries if q["sql"].startswith("SELECT")]
+    assert not [sql for sql in reads if sql.startswith('SELECT "governance_decision"')]
+    assert not [sql for sql in reads if sql.startswith('SELECT "governance_ruleset"')]
+    assert len([sql for sql in reads if 'JOIN "governance_decision"' in sql]) == 2
 
 
 def test_with_two_nodes_stopped_it_expires_after_the_vote_timeout_and_nothing_is_routed(api, post, queues):
