@@ -321,13 +321,34 @@ def _lots_close(*, fill: Fill, quote: str) -> RealizedPnl:
 
 def _position_sync(*, position: Position) -> Position:
     """Position = the open lots: signed quantity and entry notional (Σ remaining × entry price)."""
-    quantity, notional = Decimal(0), Decimal(0)
-    for lot in Lot.objects.filter(
-        strategy_id=position.strategy_id, instrument_id=position.instrument_id, closed_at__isnull=True
-    ):
-        quantity += lot.remaining if lot.direction == Lot.Direction.LONG else -lot.remaining
-        notional += lot.remaining * lot.entry_price
-    position.quantity, position.entry_notional = decimal_text(quantity), decimal_text(notional)
+    key = {"strategy_id": position.strategy_id, "instrument_id": position.instrument_id}
+    if connection.vendor == "postgresql":
+        quantity, notional = _open_lots_summed_in_database(**key)
+    else:
+        quantity, notional = Decimal(0), Decimal(0)
+        lots = Lot.objects.filter(**key, closed_at__isnull=True).values_list("direction", "remaining", "entry_price")
+        for direction, remaining, entry_price in lots:
+            quantity += remaining if direction == Lot.Direction.LONG else -remaining
+            notional += remaining * entry_price
+    texts = decimal_text(quantity), decimal_text(notional)
+    position.quantity, position.entry_notional = texts
     position.save(update_fields=["quantity", "entry_notional", "updated_at"])
-    position.refresh_from_db(fields=["quantity", "entry_notional"])
+    position.quantity, position.entry_notional = Decimal(texts[0]), Decimal(texts[1])  # as the database gives them back
     return position
+
+
+def _open_lots_summed_in_database(*, strategy_id, instrument_id) -> tuple[Decimal, Decimal]:
+    """The open lots' signed quantity and entry notional, summed by PostgreSQL: a book keeps
+    every lot it opens while exits are disabled, and a fill must not read them all back.
+    numeric is exact, and its scales follow Decimal's exponents (a sum keeps the finest scale
+    of its terms, a product adds them), so the text is the one a Decimal sum from 0 gives;
+    tests/ledger/test_position_sums.py holds the two equal."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"""SELECT COALESCE(SUM(CASE WHEN direction = %s THEN remaining::numeric ELSE -remaining::numeric END), 0),
+                       COALESCE(SUM(remaining::numeric * entry_price::numeric), 0)
+                FROM {Lot._meta.db_table}
+                WHERE strategy_id = %s AND instrument_id = %s AND closed_at IS NULL""",
+            [Lot.Direction.LONG, strategy_id, instrument_id],
+        )
+        return cursor.fetchone()
