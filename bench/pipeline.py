@@ -1,6 +1,7 @@
 """Drive the real stack open-loop at fixed rates and print what each stage costs.
 
     python bench/pipeline.py [--rates 2,10,20] [--duration 20] [--web-workers 2] [--max-pending N] [--keep]
+    python bench/pipeline.py --web-server gunicorn   # the web tier as WSGI sync workers instead
     python bench/pipeline.py --embedded [--rates 5,20,50]
 
 It starts its own stack on this machine, as the README's production stack runs it:
@@ -26,6 +27,7 @@ Loopback only; the database it creates is dropped at the end unless --keep.
 """
 
 import argparse
+import importlib.util
 import json
 import os
 import shutil
@@ -181,9 +183,14 @@ class Stack:
         # at a time in its own process (solo), unless --pool prefork asks for a pool of --concurrency.
         pool = getattr(self.args, "pool", "prefork")
         single = ["-P", "solo"] if pool == "solo" else ["-P", "prefork", "-c", str(self.args.concurrency)]
-        self.spawn("web", [sys.executable, "-m", "uvicorn", "chronosx.asgi:application", "--host", "127.0.0.1",
-                           "--port", str(self.port), "--workers", str(self.args.web_workers), "--no-access-log",
-                           "--log-level", "warning"], no_keys)
+        web = [sys.executable, "-m", "uvicorn", "chronosx.asgi:application", "--host", "127.0.0.1",
+               "--port", str(self.port), "--workers", str(self.args.web_workers), "--no-access-log", "--log-level", "warning"]
+        if self.args.web_server == "gunicorn":
+            # The WSGI layout, measured beside the ASGI one; not the product's (its stream and
+            # `Prefer: wait` hold requests open, which sync workers cannot do many of).
+            web = [sys.executable, "-m", "gunicorn", "chronosx.wsgi:application", "--bind", f"127.0.0.1:{self.port}",
+                   "--workers", str(self.args.web_workers), "--log-level", "warning"]
+        self.spawn("web", web, no_keys)
         self.spawn("governance", [*worker, "-Q", "governance", "-n", "governance@%h", "-c", str(self.args.concurrency)],
                    no_keys)
         self.spawn("beat", [*celery, "beat", "-l", "WARNING", "-s", str(self.tmp / "beat-schedule")], no_keys)
@@ -395,6 +402,9 @@ def main():
     parser.add_argument("--rates", default="2,10,20", help="proposals per second, comma-separated")
     parser.add_argument("--duration", type=float, default=20, help="seconds of load per rate")
     parser.add_argument("--web-workers", type=int, default=2)
+    parser.add_argument("--web-server", default="uvicorn", choices=["uvicorn", "gunicorn"],
+                        help="uvicorn (ASGI, the product's) or gunicorn sync workers (WSGI, for comparison: "
+                             "pip install gunicorn==27.0.1, a yardstick, not a dependency)")
     parser.add_argument("--concurrency", type=int, default=2,
                         help="the governance worker's prefork processes (scripts/up: 2), and with --pool prefork each other worker's")
     parser.add_argument("--pool", default="solo", choices=["prefork", "solo"],
@@ -404,6 +414,10 @@ def main():
     parser.add_argument("--embedded", action="store_true",
                         help="the embedded default instead (SQLite, no broker, one uvicorn process running every stage)")
     args = parser.parse_args()
+    if args.web_server == "gunicorn" and importlib.util.find_spec("gunicorn") is None:
+        parser.error("--web-server gunicorn needs gunicorn: pip install gunicorn==27.0.1")
+    if args.web_server == "gunicorn" and args.embedded:
+        parser.error("the embedded default is one uvicorn process: --web-server applies to the stack")
 
     stack = Stack(args)
     try:
