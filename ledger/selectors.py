@@ -346,7 +346,12 @@ def realized_loss_inputs(*, strategy_id, instrument_id, day) -> dict:
     loss_streak: consecutive losing closes (most recent first) on this strategy and
       instrument, and when the most recent of them was filled (None without one).
 
-    In ALPHA nothing is ever closed, so every figure is 0."""
+    In ALPHA nothing is ever closed, so every figure is 0.
+
+    Every decision and every portfolio vote asks, and the closes only grow: on PostgreSQL the
+    database folds them (below), so no close is read back into Python."""
+    if connection.vendor == "postgresql":
+        return _realized_loss_fold_in_database(strategy_id=strategy_id, instrument_id=instrument_id, day=day)
     with decimal.localcontext() as exact:
         exact.prec = 60  # sums of exact amounts stay exact
         return _realized_loss_fold(_realized_rows(), strategy_id, instrument_id, day)
@@ -407,6 +412,59 @@ def _realized_loss_fold(rows, strategy_id, instrument_id, day) -> dict:
     return {
         "realized_today": {key: decimal_text(value) for key, value in today.items()},
         "drawdown": {key: decimal_text(cumulative[key] - high[key]) for key in cumulative},
+        "loss_streak": {"count": streak, "ended_at": ended_at.isoformat() if ended_at else None},
+    }
+
+
+# _realized_loss_fold in SQL, over the closes in the same order (fill time, then id). numeric
+# is exact and its scales follow Decimal's exponents (a sum keeps its terms' finest scale), and
+# a drawdown's scale is its total's, as in the fold: the texts are the fold's
+# (tests/ledger/test_realized_loss_fold.py holds the two equal).
+_REALIZED_LOSS_SQL = """
+WITH closes AS (
+    SELECT realized.id, realized.strategy_id, realized.instrument_id, realized.date,
+           realized.amount::numeric AS amount, fill.filled_at
+    FROM {realized} AS realized JOIN {fill} AS fill ON fill.id = realized.fill_id
+),
+book AS (SELECT * FROM closes WHERE strategy_id = %(strategy)s AND instrument_id = %(instrument)s),
+last_gain AS (SELECT filled_at, id FROM book WHERE amount >= 0 ORDER BY filled_at DESC, id DESC LIMIT 1),
+streak AS (
+    SELECT count(*) AS count, max(filled_at) AS ended_at FROM book
+    WHERE amount < 0 AND (NOT EXISTS (SELECT FROM last_gain) OR (filled_at, id) > (SELECT filled_at, id FROM last_gain))
+),
+portfolio_high AS (
+    SELECT max(running) AS high FROM (SELECT sum(amount) OVER (ORDER BY filled_at, id) AS running FROM closes) AS curve
+),
+strategy_high AS (
+    SELECT max(running) AS high
+    FROM (SELECT sum(amount) OVER (ORDER BY filled_at, id) AS running FROM closes WHERE strategy_id = %(strategy)s) AS curve
+)
+SELECT
+    COALESCE(sum(amount) FILTER (WHERE date = %(day)s AND strategy_id = %(strategy)s), 0),
+    COALESCE(sum(amount) FILTER (WHERE date = %(day)s AND instrument_id = %(instrument)s), 0),
+    COALESCE(sum(amount) FILTER (WHERE date = %(day)s), 0),
+    COALESCE(sum(amount) FILTER (WHERE strategy_id = %(strategy)s), 0) - GREATEST(0, (SELECT high FROM strategy_high)),
+    COALESCE(sum(amount), 0) - GREATEST(0, (SELECT high FROM portfolio_high)),
+    (SELECT count FROM streak),
+    (SELECT ended_at FROM streak)
+FROM closes
+"""
+
+
+def _realized_loss_fold_in_database(*, strategy_id, instrument_id, day) -> dict:
+    sql = _REALIZED_LOSS_SQL.format(realized=RealizedPnl._meta.db_table, fill=Fill._meta.db_table)
+    with connection.cursor() as cursor:
+        cursor.execute(sql, {"strategy": strategy_id, "instrument": instrument_id, "day": day})
+        today_strategy, today_asset, today_portfolio, drawdown_strategy, drawdown_portfolio, streak, ended_at = (
+            cursor.fetchone()
+        )
+    return {
+        "realized_today": {
+            "strategy": decimal_text(today_strategy),
+            "asset": decimal_text(today_asset),
+            "portfolio": decimal_text(today_portfolio),
+        },
+        "drawdown": {"strategy": decimal_text(drawdown_strategy), "portfolio": decimal_text(drawdown_portfolio)},
         "loss_streak": {"count": streak, "ended_at": ended_at.isoformat() if ended_at else None},
     }
 
