@@ -255,9 +255,11 @@ def _lot_open(*, fill: Fill, quote: str) -> Lot:
         instrument_id=fill.instrument_id,
         direction=Lot.Direction.LONG if fill.side == "buy" else Lot.Direction.SHORT,
         fill=fill,
-        entry_price=fill.price,
-        quantity=fill.quantity,
-        remaining=fill.quantity,
+        # Plain texts, as a lot's later writes are: a quantity given as "1E+1" would otherwise
+        # scale the position's notional one way in Decimal and another in PostgreSQL's sum.
+        entry_price=decimal_text(fill.price),
+        quantity=decimal_text(fill.quantity),
+        remaining=decimal_text(fill.quantity),
         entry_fee=decimal_text(entry_fee),
         remaining_entry_fee=decimal_text(entry_fee),
         opened_at=fill.filled_at,

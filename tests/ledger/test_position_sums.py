@@ -31,13 +31,16 @@ def test_the_stored_position_is_the_decimal_sum_text_for_text_across_scales_side
     steps = [
         lambda: book.buy("0.0010", "65000"),
         lambda: book.buy("2", "64999.5"),
-        lambda: book.buy("1E+1", "3"),  # a venue's exponent form
+        lambda: book.buy("1E+1", "3"),  # exponent forms: the lot keeps them plain
+        lambda: book.buy("1E+1", "0.5"),
+        lambda: book.buy("0.5", "1.5E+3"),
         lambda: book.sell("0.50", "65100.25"),  # an opening sell: a short lot
         lambda: book.buy("0.00000001", "65000.123456789"),
         lambda: book.close_sell("0.0010", "66000"),  # closes the oldest long lot, the one of scale 4
         lambda: book.close_sell("2", "66000"),
         lambda: book.close_buy("0.50", "65000"),  # flat on the short side
-        lambda: book.close_sell("1E+1", "4"),
+        lambda: book.close_sell("2E+1", "4"),
+        lambda: book.close_sell("0.5", "1500"),
         lambda: book.close_sell("0.00000001", "1"),  # nothing open: "0"
     ]
     seen = []
@@ -46,7 +49,7 @@ def test_the_stored_position_is_the_decimal_sum_text_for_text_across_scales_side
         assert stored(book) == decimal_sums(book)
         seen.append(stored(book))
     assert seen[0] == ("0.0010", "65.0000")
-    assert seen[4] == ("11.50100001", "162644.12565000123456789")
+    assert seen[6] == ("22.00100001", "163399.12565000123456789")
     assert seen[-1] == ("0", "0")
 
 
@@ -61,3 +64,11 @@ def test_a_fill_does_not_read_back_the_lots_its_book_holds_open(book):
     assert lot_reads == []
     assert stored(book) == ("0.0310", "2015.0000")
     assert Position.objects.count() == 1
+
+
+def test_a_fill_in_exponent_form_opens_a_plain_lot_and_both_sums_agree(book):
+    # Decimal("1E+1") × 0.5 is 5 in Python and 5.0 in PostgreSQL: the lot keeps "10".
+    book.buy("1E+1", "0.5")
+    lot = Lot.objects.values_list("quantity", "remaining", "entry_price").get()
+    assert [str(value) for value in lot] == ["10", "10", "0.5"]  # not "1E+1"
+    assert stored(book) == decimal_sums(book) == ("10", "5.0")
