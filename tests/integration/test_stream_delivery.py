@@ -129,9 +129,12 @@ def test_a_crowd_of_streams_opening_at_once_stays_within_the_web_tier_s_pool(tmp
     most, done = [0], threading.Event()
 
     def watch():
-        while not done.is_set():
-            most[0] = max(most[0], connections_now() - before)
-            time.sleep(0.01)
+        try:
+            while not done.is_set():
+                most[0] = max(most[0], connections_now() - before)
+                time.sleep(0.01)
+        finally:
+            connection.close()  # this thread's own: left open, it outlives the test database
 
     try:
         wait_for(lambda: _answers(url), timeout=60, what=f"uvicorn\n{log_tail(tmp_path / 'web.log')}")
