@@ -109,8 +109,9 @@ def test_the_audit_trail_lists_newest_first_with_readable_payloads_and_the_chain
 
 def test_the_audit_trail_filters_by_time_and_kind(history, login_as):
     client = login_as("compliance", "cora")
-    tomorrow = (timezone.now() + timedelta(days=1)).date().isoformat()
+    tomorrow = (timezone.now() + timedelta(days=1)).isoformat()  # with its offset: an aware bound
     assert rows_seq(client.get(AUDIT, {"created_at__gte": tomorrow}).content.decode()) == []
+    assert rows_seq(client.get(AUDIT, {"created_at__gte": (timezone.now() - timedelta(days=1)).isoformat()}).content.decode())
     html = client.get(AUDIT, {"kind": "trading.halted"}).content.decode()
     assert len(rows_seq(html)) == 1 and "maintenance window" in html
 
