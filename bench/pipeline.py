@@ -167,9 +167,10 @@ class Stack:
         self.manage("shell", "-v0", "-c", BENCH_RULESET)
         self.manage("trading", "enable", "--reason", "benchmark", "--user", "bench")
         self.token = self.manage("create_agent", f"bench-{uuid.uuid4().hex[:6]}", "--strategy", "demo").splitlines()[-1]
+        uvicorn = [sys.executable, "-m", "uvicorn", "chronosx.asgi:application", "--host", "127.0.0.1",
+                   "--port", str(self.port), "--no-access-log", "--log-level", "warning"]
         if self.embedded:
-            self.spawn("web", [sys.executable, "-m", "uvicorn", "chronosx.asgi:application", "--host", "127.0.0.1",
-                               "--port", str(self.port), "--no-access-log", "--log-level", "warning"], {})
+            self.spawn("web", uvicorn, {})
             self._wait_healthy()
             return
         for node in NODES:
@@ -183,8 +184,7 @@ class Stack:
         # at a time in its own process (solo), unless --pool prefork asks for a pool of --concurrency.
         pool = getattr(self.args, "pool", "prefork")
         single = ["-P", "solo"] if pool == "solo" else ["-P", "prefork", "-c", str(self.args.concurrency)]
-        web = [sys.executable, "-m", "uvicorn", "chronosx.asgi:application", "--host", "127.0.0.1",
-               "--port", str(self.port), "--workers", str(self.args.web_workers), "--no-access-log", "--log-level", "warning"]
+        web = [*uvicorn, "--workers", str(self.args.web_workers)]
         if self.args.web_server == "gunicorn":
             # The WSGI layout, measured beside the ASGI one; not the product's (its stream and
             # `Prefer: wait` hold requests open, which sync workers cannot do many of).

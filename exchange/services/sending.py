@@ -128,8 +128,7 @@ def _order_create_and_claim(*, proposal: Proposal, venue: Venue) -> Order | None
         # Under the proposal's lock no other router can write this order in between: a read
         # and an insert, without get_or_create's savepoint round trips.
         order = Order.objects.filter(client_order_id=cid).first()
-        created = order is None
-        if created:
+        if order is None:
             order = Order.objects.create(
                 client_order_id=cid,
                 proposal=proposal,
@@ -141,7 +140,6 @@ def _order_create_and_claim(*, proposal: Proposal, venue: Venue) -> Order | None
                 quantity=order_quantity(proposal=proposal),
                 limit_price=proposal.limit_price,
             )
-        if created:
             audit_record(
                 kind="order.created",
                 actor=ACTOR,
