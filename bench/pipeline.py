@@ -244,11 +244,12 @@ class Stack:
         return out
 
     def cpu_seconds(self) -> dict[str, float]:
-        """CPU seconds used so far by each role (its live processes), PostgreSQL's processes, and the machine."""
+        """CPU seconds used so far by each role (its live processes), PostgreSQL's and Redis's (those exited included), and the machine."""
         out = {name: sum(map(_cpu_of, pids)) for name, pids in self.pids().items()}
         for label, command in (("postgresql", "postgres"), ("redis", "redis-server")):
-            out[label] = sum(_cpu_of(int(stat.parent.name)) for stat in Path("/proc").glob("[0-9]*/stat")
-                             if _command_of(stat) == command)
+            # With the processes that have exited: a server process per connection used to come and go.
+            out[label] = sum(_cpu_of(int(stat.parent.name), with_exited_children=True)
+                             for stat in Path("/proc").glob("[0-9]*/stat") if _command_of(stat) == command)
         out["this client"] = _cpu_of(os.getpid())
         fields = Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]
         idle = int(fields[3]) + int(fields[4])
@@ -292,13 +293,17 @@ def _command_of(stat: Path) -> str:
         return ""
 
 
-def _cpu_of(pid: int) -> float:
-    """User and system CPU seconds of one process (0 once it is gone)."""
+def _cpu_of(pid: int, *, with_exited_children: bool = False) -> float:
+    """User and system CPU seconds of one process (0 once it is gone), and with
+    `with_exited_children` those of its children that have exited and been waited for."""
     try:
         fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     except OSError:
         return 0.0
-    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+    used = int(fields[11]) + int(fields[12])
+    if with_exited_children:
+        used += int(fields[13]) + int(fields[14])
+    return used / CLOCK_TICKS
 
 
 # --- load and measurement ----------------------------------------------------------------

@@ -1,0 +1,51 @@
+"""A Celery worker keeps its PostgreSQL connection from one task to the next, as a web request
+does, and still replaces one the server has dropped before a task fails on it.
+
+Celery's Django fixup is installed here as a worker installs it, and a task's start and end
+are its two signals: the fixup's own handlers and chronosx/celery.py's both run on them."""
+
+import psycopg
+import pytest
+from celery.fixups.django import DjangoWorkerFixup
+from celery.signals import task_postrun, task_prerun
+from django.db import connection
+
+from chronosx.celery import app
+
+pytestmark = pytest.mark.django_db(transaction=True)  # a worker's tasks run in autocommit
+
+
+@pytest.fixture
+def worker_fixup():
+    if connection.vendor != "postgresql":
+        pytest.skip("the embedded default (SQLite) runs no worker")
+    fixup = DjangoWorkerFixup(app).install()
+    yield
+    task_prerun.disconnect(fixup.on_task_prerun)
+    task_postrun.disconnect(fixup.on_task_postrun)
+
+
+def a_task_runs() -> int:
+    """One task's signals around one query: the server process that answered it."""
+    task = app.tasks["governance.vote"]  # not run: only the sender of the signals
+    task_prerun.send(sender=task, task_id="t", task=task, args=(), kwargs={})
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_backend_pid()")
+        backend = cursor.fetchone()[0]
+    task_postrun.send(sender=task, task_id="t", task=task, args=(), kwargs={}, retval=None, state="SUCCESS")
+    return backend
+
+
+def test_a_worker_keeps_its_connection_from_one_task_to_the_next(worker_fixup):
+    first = a_task_runs()
+    assert [a_task_runs() for _ in range(3)] == [first] * 3
+
+
+def test_a_connection_the_server_dropped_is_replaced_before_the_next_task_uses_it(worker_fixup):
+    dropped = a_task_runs()
+    settings = connection.get_connection_params()
+    with psycopg.connect(**{k: v for k, v in settings.items() if k != "cursor_factory"}, autocommit=True) as admin:
+        admin.execute("SELECT pg_terminate_backend(%s)", [dropped])
+    replaced = a_task_runs()  # no OperationalError: checked at the task's first query, and reconnected
+    assert replaced != dropped
+    assert a_task_runs() == replaced
