@@ -2,7 +2,7 @@ import os
 import sys
 
 from celery import Celery
-from celery.signals import task_postrun, task_prerun
+from celery.signals import task_postrun, task_prerun, worker_init
 from django.db import close_old_connections
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "chronosx.settings")
@@ -17,18 +17,22 @@ app.conf.result_backend_thread_safe = True
 # Celery's Django fixup closes every database connection before and after each task unless
 # this key is set (since celery 5.6, whatever CONN_MAX_AGE says): each vote and each route
 # opened a PostgreSQL connection, its authentication and a new server process included. The
-# tasks below treat connections as Django treats them around a request instead. The fixup
-# reads the key under this old-style name only.
+# handlers below treat connections as Django treats them around a request instead. The fixup
+# reads the key under this old-style name only, and only in a worker, where the handlers run.
 app.conf.CELERY_DB_REUSE_MAX = sys.maxsize
 app.autodiscover_tasks()
 
 
-@task_prerun.connect
-@task_postrun.connect
 def _connections_as_around_a_request(sender=None, **kwargs):
     """Drop a connection past CONN_MAX_AGE or after an error, and have the next use check the
     rest (CONN_HEALTH_CHECKS), so one the server dropped is replaced before a task fails on it.
-    Not for a task run in place (the embedded default): its caller's transaction is open."""
+    Not for a task run in place: its caller's transaction is open."""
     if getattr(getattr(sender, "request", None), "is_eager", False):
         return
     close_old_connections()
+
+
+@worker_init.connect
+def connections_kept_between_tasks(**kwargs):
+    task_prerun.connect(_connections_as_around_a_request)
+    task_postrun.connect(_connections_as_around_a_request)

@@ -1,8 +1,8 @@
 """A Celery worker keeps its PostgreSQL connection from one task to the next, as a web request
 does, and still replaces one the server has dropped before a task fails on it.
 
-Celery's Django fixup is installed here as a worker installs it, and a task's start and end
-are its two signals: the fixup's own handlers and chronosx/celery.py's both run on them."""
+Celery's Django fixup and chronosx/celery.py's handlers are installed here as a worker installs
+them as it starts, and a task's start and end are their two signals."""
 
 import psycopg
 import pytest
@@ -10,7 +10,7 @@ from celery.fixups.django import DjangoWorkerFixup
 from celery.signals import task_postrun, task_prerun
 from django.db import connection
 
-from chronosx.celery import app
+from chronosx.celery import _connections_as_around_a_request, app, connections_kept_between_tasks
 
 pytestmark = pytest.mark.django_db(transaction=True)  # a worker's tasks run in autocommit
 
@@ -20,7 +20,10 @@ def worker_fixup():
     if connection.vendor != "postgresql":
         pytest.skip("the embedded default (SQLite) runs no worker")
     fixup = DjangoWorkerFixup(app).install()
+    connections_kept_between_tasks()
     yield
+    for signal in (task_prerun, task_postrun):
+        signal.disconnect(_connections_as_around_a_request)
     task_prerun.disconnect(fixup.on_task_prerun)
     task_postrun.disconnect(fixup.on_task_postrun)
 
