@@ -90,7 +90,10 @@ def _committed_unchained(limit: int):
     return list(pending.only(*AUDIT_CONTENT)[:limit])
 
 
-def audit_chain_extend(*, limit: int = 5000) -> int:
+CHAIN_ROUND_LIMIT = 5000  # events a round links at most
+
+
+def audit_chain_extend(*, limit: int = CHAIN_ROUND_LIMIT) -> int:
     """The sequencer: link committed, unchained events into the hash chain, in the order of
     their ids, continuing from the chain's end. Returns how many it linked.
 
@@ -163,8 +166,11 @@ def audit_sequencer_run(*, poll_seconds: float, rounds: int | None = None) -> No
             with connection.cursor() as cursor:
                 cursor.execute(unchained)
                 waiting = cursor.fetchone() is not None
+            # Another round at once only after a full one (a backlog). One that linked fewer took
+            # every event it could see: at once, another would mostly find nothing, at the cost of a
+            # transaction; what commits later is the next poll's.
             if waiting:
-                while audit_chain_extend():
+                while audit_chain_extend(limit=CHAIN_ROUND_LIMIT) == CHAIN_ROUND_LIMIT:
                     pass
         except DatabaseError:
             log.exception("audit sequencer round failed; retrying in 1 s")

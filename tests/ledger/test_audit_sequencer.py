@@ -3,8 +3,10 @@
 import psycopg
 import pytest
 from django.db import connection
+from django.test.utils import CaptureQueriesContext
 
 from ledger.models import AuditEvent
+from ledger import services
 from ledger.services import AUDIT_CHAINED_CHANNEL, audit_chain_extend, audit_record, audit_sequencer_run
 
 
@@ -15,6 +17,29 @@ def test_a_round_of_the_sequencer_loop_links_what_has_been_committed(transaction
     audit_sequencer_run(poll_seconds=0, rounds=1)
 
     assert list(AuditEvent.objects.order_by("id").values_list("seq", flat=True)) == [1, 2, 3]
+
+
+def test_a_backlog_is_linked_in_full_rounds_one_after_another(transactional_db, monkeypatch):
+    monkeypatch.setattr(services, "CHAIN_ROUND_LIMIT", 2)
+    for n in range(5):
+        audit_record(kind="test.append", actor="test", payload={"n": n})
+
+    audit_sequencer_run(poll_seconds=0, rounds=1)  # rounds of 2, 2 and 1 in one poll
+
+    assert list(AuditEvent.objects.order_by("id").values_list("seq", flat=True)) == [1, 2, 3, 4, 5]
+
+
+def test_a_poll_that_finds_less_than_a_round_runs_one_round(transactional_db):
+    if connection.vendor != "postgresql":
+        pytest.skip("the round's lock is PostgreSQL's")
+    for n in range(3):
+        audit_record(kind="test.append", actor="test", payload={"n": n})
+
+    with CaptureQueriesContext(connection) as queries:
+        audit_sequencer_run(poll_seconds=0, rounds=1)
+
+    assert sum("pg_try_advisory_xact_lock" in q["sql"] for q in queries.captured_queries) == 1
+    assert AuditEvent.objects.filter(hash__isnull=True).count() == 0
 
 
 def test_a_round_that_links_notifies_the_last_seq_when_it_commits(transactional_db):
