@@ -12,6 +12,7 @@ import logging
 from decimal import Decimal
 
 from django.db import transaction
+from django.db.models import Exists, OuterRef
 
 from governance import engine, keys
 from governance.digests import decision_row_digest, force_row_digest, vote_message
@@ -41,13 +42,16 @@ def node_vote(*, proposal_id, node: str) -> Vote | None:
                 why=f"node cannot sign: {exc}",
             )
         return None
-    existing = Vote.objects.filter(proposal_id=proposal_id, node=node).first()
-    if existing is not None:
-        return existing
-    # The decision and its ruleset come with the proposal: one read for what the review checks.
+    # The decision and its ruleset come with the proposal, and whether this node has voted:
+    # one read for what the review checks.
     proposal = (
-        Proposal.objects.select_related("strategy", "instrument", "decision__ruleset").filter(id=proposal_id).first()
+        Proposal.objects.select_related("strategy", "instrument", "decision__ruleset")
+        .annotate(voted=Exists(Vote.objects.filter(proposal_id=OuterRef("pk"), node=node)))
+        .filter(id=proposal_id)
+        .first()
     )
+    if proposal is not None and proposal.voted:
+        return Vote.objects.get(proposal_id=proposal_id, node=node)
     decision = getattr(proposal, "decision", None)
     if decision is None:
         return None  # nothing to vote on

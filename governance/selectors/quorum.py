@@ -124,13 +124,14 @@ def decision_integrity_problem(*, proposal: Proposal, decision: Decision) -> str
     return None
 
 
-def votes_counted(*, proposal, decision) -> dict:
-    """Verifying votes only. An approval counts only if it signs the decision as stored now."""
+def votes_counted(*, proposal, decision, votes=None) -> dict:
+    """Verifying votes only. An approval counts only if it signs the decision as stored now.
+    `votes`: the proposal's votes, when the caller has read them under the proposal's lock."""
     current = decision_row_digest(decision)
     intact = current == decision.digest
     forced = force_digest_expected(decision)
     approvals, rejects = [], []
-    for vote in Vote.objects.filter(proposal_id=proposal.id):
+    for vote in Vote.objects.filter(proposal_id=proposal.id) if votes is None else votes:
         if not vote_verifies(vote):
             continue
         if (

@@ -12,7 +12,7 @@ The signed message is governance.digests.vote_message (docs/verifying-votes.md).
 import logging
 from datetime import timedelta
 
-from django.db import IntegrityError, transaction
+from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
@@ -125,21 +125,23 @@ def vote_record(
     if proposal.status == Proposal.Status.EXPIRED or timezone.now() > vote_deadline(decision):
         _expire_locked(proposal=proposal, decision=decision)
         return vote_refuse(proposal_id=proposal_id, node=node, why="vote deadline passed", details=details)
-    try:
-        with transaction.atomic():  # the constraint decides, even between two racing processes
-            vote = Vote.objects.create(
-                proposal=proposal,
-                node=node,
-                verdict=verdict,
-                reason=reason[:500],
-                cast_at=cast_at,
-                key_id=key_id,
-                decision_digest=decision_digest,
-                force_digest=force_digest,
-                signature=signature,
-            )
-    except IntegrityError:
+    # Votes are written only here, under the proposal's lock: what this read finds is every vote
+    # there is, so a second vote of a node is refused before the insert (the unique constraint
+    # stays as the last word), and the tally needs no second read.
+    votes = list(Vote.objects.filter(proposal_id=proposal_id))
+    if any(earlier.node == node for earlier in votes):
         return vote_refuse(proposal_id=proposal_id, node=node, why=f"node {node} has already voted", details=details)
+    vote = Vote.objects.create(
+        proposal=proposal,
+        node=node,
+        verdict=verdict,
+        reason=reason[:500],
+        cast_at=cast_at,
+        key_id=key_id,
+        decision_digest=decision_digest,
+        force_digest=force_digest,
+        signature=signature,
+    )
     audit_record(
         kind="vote.cast",
         actor=f"node:{node}",
@@ -147,14 +149,14 @@ def vote_record(
         payload={"node": node, "reason": vote.reason, "cast_at": cast_at.isoformat(), **details},
     )
     metrics.vote_cast(node=node, verdict=verdict)
-    _tally_locked(proposal=proposal, decision=decision)
+    _tally_locked(proposal=proposal, decision=decision, votes=[*votes, vote])
     return vote
 
 
-def _tally_locked(*, proposal, decision):
+def _tally_locked(*, proposal, decision, votes=None):
     if proposal.status != Proposal.Status.PENDING:
         return
-    count = votes_counted(proposal=proposal, decision=decision)
+    count = votes_counted(proposal=proposal, decision=decision, votes=votes)
     required, approvals = count["required"], len(count["approvals"])
     undecided = len(Node.values) - approvals - len(count["others"])
     if approvals >= required:

@@ -277,6 +277,28 @@ def test_a_forged_vote_row_written_into_the_database_does_not_count(api, post, q
     )
 
 
+def test_a_vote_reads_the_votes_once_under_the_lock_and_inserts_without_a_savepoint(post, queues, monkeypatch):
+    # Votes are written only under the proposal's lock, so the read there finds every vote: it
+    # refuses a second one and feeds the tally. Whether this node has voted comes with the
+    # node's read of the proposal.
+    queues.stop("risk", "portfolio")
+    proposal_id = post()
+    enqueue = pipeline.enqueue
+
+    def not_routed(stage, *args, **kwargs):  # the router's reads and savepoints are not the votes'
+        if stage != pipeline.ROUTE:
+            enqueue(stage, *args, **kwargs)
+
+    monkeypatch.setattr(pipeline, "enqueue", not_routed)
+    with CaptureQueriesContext(connection) as queries:
+        first, second = queues.deliver_held()  # the first meets the quorum, the second comes after
+    assert (first.verdict, second.verdict) == ("approve", "approve")
+    assert Proposal.objects.get(id=proposal_id).status in APPROVED
+    sqls = [q["sql"] for q in queries.captured_queries]
+    assert len([sql for sql in sqls if sql.startswith('SELECT "governance_vote"')]) == 2  # one a vote
+    assert not [sql for sql in sqls if "SAVEPOINT" in sql]
+
+
 def test_a_second_vote_from_the_same_node_is_refused(post, queues):
     proposal_id = post()
     first = Vote.objects.get(proposal_id=proposal_id, node="risk")
