@@ -89,7 +89,7 @@ class _Reader:
             return None
 
     async def idle(self):
-        await asyncio.get_running_loop().run_in_executor(self.executor, connection.close)
+        await asyncio.get_running_loop().run_in_executor(self.executor, _close_own_connection)
 
 
 class _StatusWatch:
@@ -141,6 +141,12 @@ def _reader_connection() -> None:
             connection.errors_occurred = False
         else:
             connection.close()
+
+
+def _close_own_connection() -> None:
+    """Close the calling thread's connection. Run on the reader's thread, it must name the
+    connection there: `connection.close` taken on the event loop's thread is that thread's."""
+    connection.close()
 
 
 def _statuses(ids) -> dict:

@@ -65,6 +65,35 @@ def test_a_get_waits_until_the_proposal_is_final(agent):
     assert 0.7 < waited < 5
 
 
+def sessions_that_read(proposal) -> int:
+    """Other sessions of this database whose last statement named the proposal: the pollers'."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            " AND query LIKE %s",
+            [f"%{proposal.id.hex}%"],
+        )
+        return cursor.fetchone()[0]
+
+
+def test_a_wait_gives_its_reader_connection_back_when_it_ends(agent):
+    # The poller reads on a thread of its own; once nobody waits it closes that thread's
+    # connection. Under WSGI each request has its own event loop, so a poller that kept its
+    # connection left one PostgreSQL session behind per waiting request.
+    if connection.vendor != "postgresql":
+        pytest.skip("sessions are counted in PostgreSQL")
+    agent, token = agent
+    proposal = approved_proposal(agent=agent)
+    for _ in range(3):
+        response = client_for(token).get(f"/api/v1/proposals/{proposal.id}/", HTTP_PREFER="wait=1")
+        assert response["Preference-Applied"] == "wait=1"
+    # A closed session leaves pg_stat_activity once its server process has exited: a moment later.
+    deadline = time.monotonic() + 5
+    while sessions_that_read(proposal) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert sessions_that_read(proposal) == 0
+
+
 def test_return_approved_answers_once_approved(agent):
     agent, token = agent
     proposal = approved_proposal(agent=agent)
