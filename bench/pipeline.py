@@ -17,8 +17,7 @@ then waits up to 30 s for every accepted proposal to be final. It prints
 - how many were lost (accepted, then missing) or still pending after the wait;
 - CPU seconds each role used during the rate's load and wait (prefork children included),
   PostgreSQL's and Redis's server processes (those that exited too), this load generator's,
-  and the whole machine's,
-  and so CPU ms per accepted proposal;
+  and the whole machine's, and so CPU ms per accepted proposal;
 - every process's peak RSS (VmHWM), prefork children included.
 
 With --embedded it runs the README's embedded default instead (`scripts/run`: SQLite in a folder

@@ -150,6 +150,7 @@ OTP_ADMIN_HIDE_SENSITIVE_DATA = True
 
 # Connections persist (a new PostgreSQL connection per request or task costs more than the
 # work), and are checked before reuse, so one the server dropped is replaced, not failed on.
+# Celery workers keep theirs only because chronosx/celery.py tells Celery's Django fixup to.
 CONN_MAX_AGE = int(env("CHRONOSX_CONN_MAX_AGE", "300"))
 DATABASES = {
     "default": dj_database_url.parse(
