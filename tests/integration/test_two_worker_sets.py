@@ -5,6 +5,7 @@ twice; stopping either set while proposals are in flight loses none of them (doc
 import shutil
 import signal
 import sys
+from collections import Counter
 
 import pytest
 
@@ -105,9 +106,16 @@ def test_a_second_set_of_workers_shares_the_work_does_nothing_twice_and_either_s
                 stop_set(workers)
             stop_worker(beat)
 
-    # Nothing twice: one decision, three votes, one order and one fill per proposal.
+    # Nothing twice: one decision, one order and one fill per proposal, and no node voted twice.
+    # Each approved with a quorum. A third vote may be missing: the votes are asked for after the
+    # decision commits, and a stopped set's pool child can die between that commit and its last
+    # ask (the stop's SIGTERM reaches the whole process group). The sweeper asks a missing node
+    # again only while the proposal still needs its vote.
     ids = first + second + third
     assert Decision.objects.filter(proposal_id__in=ids).count() == len(ids)
-    assert Vote.objects.filter(proposal_id__in=ids).count() == 3 * len(ids)
+    votes = Counter(Vote.objects.filter(proposal_id__in=ids).values_list("proposal_id", "node"))
+    assert set(votes.values()) == {1}
+    approvals = Counter(Vote.objects.filter(proposal_id__in=ids, verdict="approve").values_list("proposal_id", flat=True))
+    assert len(approvals) == len(ids) and min(approvals.values()) >= 2
     assert Order.objects.filter(proposal_id__in=ids).count() == len(ids)
     assert Fill.objects.filter(order__proposal_id__in=ids).count() == len(ids)
