@@ -88,8 +88,11 @@ class _Reader:
             await asyncio.sleep(READ_RETRY_SECONDS)
             return None
 
-    async def idle(self):
-        await asyncio.get_running_loop().run_in_executor(self.executor, _close_own_connection)
+    def idle(self):
+        """Close the reader thread's connection once what it is reading is done (the thread runs
+        one job at a time, in order). Not awaited: under WSGI a request's loop ends by cancelling
+        its tasks, and a cancelled wait would cancel the close with it."""
+        self.executor.submit(_close_own_connection)
 
 
 class _StatusWatch:
@@ -129,7 +132,7 @@ class _StatusWatch:
                             future.set_result(status)
                 await asyncio.sleep(POLL_SECONDS)
         finally:
-            await self.reader.idle()
+            self.reader.idle()
 
 
 def _reader_connection() -> None:
@@ -332,8 +335,8 @@ class _EventTail:
                 elif len(rows) < EVENTS_PER_READ:
                     await self.chained.wait(interrupted=lambda: self.opened)
         finally:
+            self.reader.idle()
             await self.chained.close()
-            await self.reader.idle()
 
 
 def _events(low: int):
