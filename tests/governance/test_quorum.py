@@ -290,10 +290,12 @@ def test_a_vote_reads_the_votes_once_under_the_lock_and_inserts_without_a_savepo
             enqueue(stage, *args, **kwargs)
 
     monkeypatch.setattr(pipeline, "enqueue", not_routed)
+    (held_first, node_first), (held_second, node_second) = queues.held
     with CaptureQueriesContext(connection) as queries:
-        first, second = queues.deliver_held()  # the first meets the quorum, the second comes after
-    assert (first.verdict, second.verdict) == ("approve", "approve")
-    assert Proposal.objects.get(id=proposal_id).status in APPROVED
+        first = nodes.node_vote(proposal_id=held_first, node=node_first)
+        approved = Proposal.objects.get(id=proposal_id).status  # the tally counted the vote just cast
+        second = nodes.node_vote(proposal_id=held_second, node=node_second)
+    assert (first.verdict, second.verdict, approved) == ("approve", "approve", "approved")
     sqls = [q["sql"] for q in queries.captured_queries]
     assert len([sql for sql in sqls if sql.startswith('SELECT "governance_vote"')]) == 2  # one a vote
     assert not [sql for sql in sqls if "SAVEPOINT" in sql]

@@ -106,16 +106,20 @@ def test_a_second_set_of_workers_shares_the_work_does_nothing_twice_and_either_s
                 stop_set(workers)
             stop_worker(beat)
 
-    # Nothing twice: one decision, one order and one fill per proposal, and no node voted twice.
-    # Each approved with a quorum. A third vote may be missing: the votes are asked for after the
-    # decision commits, and a stopped set's pool child can die between that commit and its last
-    # ask (the stop's SIGTERM reaches the whole process group). The sweeper asks a missing node
-    # again only while the proposal still needs its vote.
+    # Nothing twice: one decision, one order and one fill per proposal; each approved by a quorum.
+    # Three votes each, except that a stop may cost one proposal its third: the votes are asked for
+    # after the decision commits, and the stop's SIGTERM reaches the stopped set's pool child too,
+    # which can die between that commit and its last ask (one governance child a set, so one
+    # proposal a stop at most). The sweeper asks a missing node again only while the proposal still
+    # needs its vote.
     ids = first + second + third
     assert Decision.objects.filter(proposal_id__in=ids).count() == len(ids)
-    votes = Counter(Vote.objects.filter(proposal_id__in=ids).values_list("proposal_id", "node"))
-    assert set(votes.values()) == {1}
-    approvals = Counter(Vote.objects.filter(proposal_id__in=ids, verdict="approve").values_list("proposal_id", flat=True))
-    assert len(approvals) == len(ids) and min(approvals.values()) >= 2
+    votes = Counter(str(p) for p in Vote.objects.filter(proposal_id__in=ids).values_list("proposal_id", flat=True))
+    approvals = Counter(
+        str(p) for p in Vote.objects.filter(proposal_id__in=ids, verdict="approve").values_list("proposal_id", flat=True)
+    )
+    assert all(approvals[p] >= 2 for p in ids)
+    short = [p for p in ids if votes[p] != 3]
+    assert all(votes[p] == 3 for p in first) and len(short) <= 2 and all(votes[p] == 2 for p in short)
     assert Order.objects.filter(proposal_id__in=ids).count() == len(ids)
     assert Fill.objects.filter(order__proposal_id__in=ids).count() == len(ids)
