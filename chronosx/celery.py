@@ -1,8 +1,9 @@
+import gc
 import os
 import sys
 
 from celery import Celery
-from celery.signals import task_postrun, task_prerun, worker_init
+from celery.signals import task_postrun, task_prerun, worker_init, worker_process_init, worker_ready
 from django.db import close_old_connections
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "chronosx.settings")
@@ -36,3 +37,11 @@ def _connections_as_around_a_request(sender=None, **kwargs):
 def connections_kept_between_tasks(**kwargs):
     task_prerun.connect(_connections_as_around_a_request)
     task_postrun.connect(_connections_as_around_a_request)
+
+
+@worker_ready.connect
+@worker_process_init.connect
+def _loaded_objects_frozen(**kwargs):
+    """Leave what is loaded by now out of the collector's full passes (see asgi.py): in a
+    worker once it is ready, and in each prefork child as it starts."""
+    gc.freeze()
