@@ -24,12 +24,10 @@ app.conf.CELERY_DB_REUSE_MAX = sys.maxsize
 app.autodiscover_tasks()
 
 
-def _connections_as_around_a_request(sender=None, **kwargs):
+def _connections_as_around_a_request(**kwargs):
     """Drop a connection past CONN_MAX_AGE or after an error, and have the next use check the
     rest (CONN_HEALTH_CHECKS), so one the server dropped is replaced before a task fails on it.
-    Not for a task run in place: its caller's transaction is open."""
-    if getattr(getattr(sender, "request", None), "is_eager", False):
-        return
+    Connected only in a worker, which has a broker and so runs no task in place (eager)."""
     close_old_connections()
 
 

@@ -5,8 +5,8 @@ import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
-from ledger.models import AuditEvent
 from ledger import services
+from ledger.models import AuditEvent
 from ledger.services import AUDIT_CHAINED_CHANNEL, audit_chain_extend, audit_record, audit_sequencer_run
 
 
