@@ -126,6 +126,7 @@ class Stack:
         }
         if getattr(args, "max_pending", None) is not None:  # bench/stream.py has no such option
             self.env["CHRONOSX_MAX_PENDING_PROPOSALS"] = str(args.max_pending)
+        self.env.update(_settings_given(args))
         self.port = free_port()
         self.base = f"http://127.0.0.1:{self.port}"
 
@@ -142,6 +143,7 @@ class Stack:
         }
         if self.args.max_pending is not None:
             self.env["CHRONOSX_MAX_PENDING_PROPOSALS"] = str(self.args.max_pending)
+        self.env.update(_settings_given(self.args))
         self.port = free_port()
         self.base = f"http://127.0.0.1:{self.port}"
 
@@ -402,6 +404,18 @@ def django_setup_for(stack) -> None:
     django.setup()
 
 
+def _settings_given(args) -> dict:
+    """--setting CHRONOSX_NAME=VALUE pairs. The stack is otherwise started without the caller's
+    CHRONOSX_ variables, so a figure never depends on what the shell happened to export."""
+    given = {}
+    for pair in getattr(args, "setting", None) or []:  # bench/stream.py has no such option
+        name, sep, value = pair.partition("=")
+        if not sep or not name.startswith("CHRONOSX_"):
+            raise SystemExit(f"--setting {pair!r}: expected CHRONOSX_NAME=VALUE")
+        given[name] = value
+    return given
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--rates", default="2,10,20", help="proposals per second, comma-separated")
@@ -416,6 +430,8 @@ def main():
                         help="the nodes' and the router's pool (scripts/up: solo, each runs its tasks itself)")
     parser.add_argument("--keep", action="store_true", help="keep the database and the logs")
     parser.add_argument("--max-pending", type=int, help="the stack's CHRONOSX_MAX_PENDING_PROPOSALS (default: its own)")
+    parser.add_argument("--setting", action="append", default=[], metavar="CHRONOSX_NAME=VALUE",
+                        help="a setting for every process of the stack, to compare one against its default (repeatable)")
     parser.add_argument("--embedded", action="store_true",
                         help="the embedded default instead (SQLite, no broker, one uvicorn process running every stage)")
     args = parser.parse_args()
