@@ -57,3 +57,26 @@ def test_a_round_that_links_notifies_the_last_seq_when_it_commits(transactional_
         sent = [n.payload for n in listener.notifies(timeout=1)]
 
     assert sent == ["2"]
+
+
+def test_a_round_does_not_link_past_an_event_whose_transaction_is_still_open(transactional_db):
+    if connection.vendor != "postgresql":
+        pytest.skip("SQLite runs one writer at a time")
+    s = connection.settings_dict
+    with psycopg.connect(dbname=s["NAME"], user=s["USER"], password=s["PASSWORD"], host=s["HOST"] or None,
+                         port=s["PORT"] or None) as other:
+        table = AuditEvent._meta.db_table
+        # Written first (the lower id) by a transaction that stays open…
+        other.execute(
+            f"INSERT INTO {table} (kind, actor, created_at, payload) VALUES ('test.open', 'test', now(), '{{}}')"
+        )
+        # …and a later event, committed.
+        later = audit_record(kind="test.committed", actor="test", payload={})
+
+        assert audit_chain_extend() == 0  # the later one waits for the open one
+        other.commit()
+        assert audit_chain_extend() == 2
+
+    linked = list(AuditEvent.objects.order_by("seq").values_list("kind", "id"))
+    assert [kind for kind, _ in linked] == ["test.open", "test.committed"]
+    assert linked[1][1] == later.id
