@@ -69,15 +69,18 @@ def _proposal_lock_first(*, order_id) -> None:
 
 
 @transaction.atomic(savepoint=False)  # part of the caller's transaction when there is one
-def order_transition(*, order_id, to: str, reason: str, only_from=None, fields=None, extra=None, actor=ACTOR) -> bool:
+def order_transition(
+    *, order_id, to: str, reason: str, only_from=None, fields=None, extra=None, actor=ACTOR, proposal_locked=False
+) -> bool:
     """Move an order to `to` if the transitions table allows it from its status now (and,
     with `only_from`, only from those), setting `fields` with it. The row is locked, so
     exactly one router wins a claim; the audit event and the proposal's own transition
-    are in the same transaction. Returns whether the order moved."""
+    are in the same transaction. `proposal_locked`: the caller's transaction already holds
+    the proposal's lock (order_apply). Returns whether the order moved."""
     allowed = {status for status, targets in ORDER_TRANSITIONS.items() if to in targets}
     if only_from is not None:
         allowed &= set(only_from)
-    if to in PROPOSAL_FOLLOWS:
+    if to in PROPOSAL_FOLLOWS and not proposal_locked:
         _proposal_lock_first(order_id=order_id)
     order = (
         Order.objects.select_for_update()
@@ -210,11 +213,12 @@ def order_apply(*, order_id, state: VenueOrder | None, fills: list | None) -> Or
     progress = {"filled_quantity": str(ledger_filled), "average_price": None if average is None else str(average)}
     if status != previous and previous in (O.SENDING, O.UNKNOWN) and status != O.OPEN:
         # Accepted after all, and already further on: through open, as the table says.
-        order_transition(order_id=order.id, to=O.OPEN, reason="venue state", only_from=(previous,))
+        order_transition(order_id=order.id, to=O.OPEN, reason="venue state", only_from=(previous,), proposal_locked=True)
         previous = O.OPEN
     if status != previous:
         order_transition(
-            order_id=order.id, to=status, reason="venue state", only_from=(previous,), fields=fields, extra=progress
+            order_id=order.id, to=status, reason="venue state", only_from=(previous,), fields=fields, extra=progress,
+            proposal_locked=True,
         )
     elif (ledger_filled, average, venue_order_id) != (order.filled_quantity, order.average_price, order.venue_order_id):
         Order.objects.filter(id=order.id).update(updated_at=timezone.now(), **fields)

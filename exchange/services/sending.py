@@ -47,7 +47,7 @@ from exchange.venues import (
 )
 from governance.models import Proposal
 from governance.selectors.forcing import order_quantity
-from governance.selectors.quorum import quorum_certificate_verify, vote_opened_at
+from governance.selectors.quorum import CERTIFICATE_RELATED, quorum_certificate_check, vote_opened_at
 from governance.services.controls import routing_refusal_locked
 from governance.services.proposals import proposal_transition
 from ledger.models import AuditEvent
@@ -63,12 +63,12 @@ def order_route(*, proposal_id) -> Order | None:
     existing = Order.objects.filter(client_order_id=client_order_id_for(proposal_id)).first()
     if existing is not None and existing.status != O.NEW:
         return existing
-    proposal = Proposal.objects.select_related("instrument", "decision").filter(id=proposal_id).first()
+    proposal = Proposal.objects.select_related(*CERTIFICATE_RELATED).filter(id=proposal_id).first()
     if proposal is None or proposal.status != Proposal.Status.APPROVED:
         return existing
     if existing is None and _expire_if_stale(proposal=proposal):
         return None
-    verified, why = quorum_certificate_verify(proposal_id=proposal.id)
+    verified, why = quorum_certificate_check(proposal=proposal)
     if not verified:
         _refuse(proposal_id=proposal.id, reason=f"no valid quorum certificate: {why}")
         return existing
@@ -121,7 +121,12 @@ def _order_create_and_claim(*, proposal: Proposal, venue: Venue) -> Order | None
         if refusal:
             _refuse(proposal_id=proposal.id, reason=refusal)
             return None
-        locked = Proposal.objects.select_for_update().filter(id=proposal.id, status=Proposal.Status.APPROVED).first()
+        locked = (
+            Proposal.objects.select_for_update()
+            .filter(id=proposal.id, status=Proposal.Status.APPROVED)
+            .values_list("id", flat=True)
+            .first()
+        )
         if locked is None:
             return None
         cid = client_order_id_for(proposal.id)
@@ -157,7 +162,9 @@ def _order_create_and_claim(*, proposal: Proposal, venue: Venue) -> Order | None
             )
         if not _claim(order_id=order.id, from_status=O.NEW, reason="claimed by a router"):
             return None
-    return Order.objects.select_related("proposal__instrument").get(id=order.id)
+    # The claim moved the row under this transaction's lock: its new state is known here.
+    order.status, order.proposal = O.SENDING, proposal
+    return order
 
 
 def _backoff(attempt: int) -> None:

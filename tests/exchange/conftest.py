@@ -36,11 +36,11 @@ def certified(monkeypatch):
     """A valid quorum certificate for every proposal (the real check is governance's)."""
     calls = []
 
-    def verify(*, proposal_id):
-        calls.append(proposal_id)
+    def check(*, proposal):
+        calls.append(proposal.id)
         return True, "test certificate"
 
-    monkeypatch.setattr("exchange.services.sending.quorum_certificate_verify", verify)
+    monkeypatch.setattr("exchange.services.sending.quorum_certificate_check", check)
     return calls
 
 

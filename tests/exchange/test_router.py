@@ -106,7 +106,7 @@ def test_without_a_quorum_certificate_nothing_reaches_the_venue(make_approved, w
 
 def test_a_refused_certificate_means_no_venue_call(make_approved, weex, monkeypatch):
     monkeypatch.setattr(
-        "exchange.services.sending.quorum_certificate_verify", lambda *, proposal_id: (False, "2 of 3 required, 1 verifies")
+        "exchange.services.sending.quorum_certificate_check", lambda *, proposal: (False, "2 of 3 required, 1 verifies")
     )
     proposal = make_approved()
     order_route(proposal_id=proposal.id)
