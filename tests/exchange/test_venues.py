@@ -1,11 +1,13 @@
 """The venues on their own: CcxtVenue (ccxt's weex class against the WEEX test server) and SandboxVenue."""
 
+from datetime import timedelta
 from decimal import Decimal
 
 import ccxt
 import pytest
+from django.utils import timezone
 
-from exchange.services.breakers import venue_probe
+from exchange.services.breakers import venue_call_failed, venue_call_ok, venue_probe
 from exchange.venues import (
     OrderRequest,
     SandboxVenue,
@@ -236,3 +238,22 @@ def test_the_router_probes_the_venue_and_records_it_for_the_execution_node_witho
     assert recorded_health("weex") == (healthy, detail)
     settings.CHRONOSX_VENUE = "sandbox"
     assert venue_probe() == (True, "sandbox (not live) ok") == recorded_health("sandbox")
+
+
+def test_an_answer_ends_an_error_streak_at_once_and_steady_answers_are_rewritten_once_a_second(exch_seeded):
+    venue_call_failed(venue="weex", summary="place: timeout")
+    venue_call_ok(venue="weex", latency_ms=40)
+    row = VenueHealth.objects.get(venue="weex")
+    assert (row.consecutive_errors, row.last_latency_ms) == (0, 40) and row.last_ok_at is not None
+
+    venue_call_ok(venue="weex", latency_ms=55)  # within the second: nothing to write
+    assert VenueHealth.objects.get(venue="weex").last_latency_ms == 40
+
+    VenueHealth.objects.filter(venue="weex").update(last_ok_at=timezone.now() - timedelta(seconds=2))
+    venue_call_ok(venue="weex", latency_ms=55)
+    assert VenueHealth.objects.get(venue="weex").last_latency_ms == 55
+
+    venue_call_failed(venue="weex", summary="place: timeout")
+    venue_call_ok(venue="weex", latency_ms=60)  # within the second, but a streak to end
+    row = VenueHealth.objects.get(venue="weex")
+    assert (row.consecutive_errors, row.last_latency_ms) == (0, 60)
