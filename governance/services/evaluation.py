@@ -4,6 +4,7 @@ import time
 
 from django.conf import settings
 from django.db import transaction
+from django.db.models import Exists, OuterRef
 from django.utils import timezone
 
 from chronosx import metrics
@@ -27,13 +28,15 @@ def proposal_evaluate(*, proposal_id) -> Decision | None:
         # The trading-state row lock serializes evaluations: exposure read here
         # cannot change until this decision (and its reservation) commits.
         state = trading_state_locked()
+        # A proposal stays pending while it is voted on: whether it is decided comes with the read.
         proposal = (
             Proposal.objects.select_for_update(of=("self",))
             .select_related("strategy", "instrument")
+            .annotate(decided=Exists(Decision.objects.filter(proposal_id=OuterRef("pk"))))
             .filter(id=proposal_id, status=Proposal.Status.PENDING)
             .first()
         )
-        if proposal is None or Decision.objects.filter(proposal_id=proposal_id).exists():
+        if proposal is None or proposal.decided:
             return None
         ruleset = ruleset_current()
         if ruleset is None:

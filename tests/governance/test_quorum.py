@@ -28,6 +28,7 @@ from governance.selectors.controls import ruleset_current
 from governance.selectors.quorum import quorum_certificate_verify
 from governance.services import quorum
 from governance.services.controls import breaker_trip, pause_set, trading_reduce_only
+from governance.services.evaluation import proposal_evaluate
 from governance.services.rulesets import ruleset_new_draft, ruleset_publish
 from ledger.models import AuditEvent, Position
 from tests.builders import post_proposal, proposal_body
@@ -468,3 +469,15 @@ def test_the_documented_snippet_verifies_every_vote(api, post, queues, capsys):
     assert namespace["quorum_holds"](body, public_keys) == (True, ["execution", "portfolio", "risk"])
     body["quorum"]["votes"][0]["signature"] = body["quorum"]["votes"][1]["signature"]
     assert namespace["quorum_holds"](body, public_keys)[1] == sorted(v["node"] for v in body["quorum"]["votes"][1:])
+
+
+def test_a_proposal_decided_and_awaiting_votes_is_not_decided_again(api, post, queues):
+    queues.stop("risk", "portfolio", "execution")  # decided, and pending while nobody votes
+    proposal_id = post()
+    assert fetch(api, proposal_id)["status"] == "pending"
+    decided = audit_kinds(proposal_id).count("decision.made")
+
+    assert proposal_evaluate(proposal_id=proposal_id) is None  # a redelivered task
+
+    assert Decision.objects.filter(proposal_id=proposal_id).count() == 1
+    assert audit_kinds(proposal_id).count("decision.made") == decided == 1
