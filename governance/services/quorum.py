@@ -13,7 +13,7 @@ import logging
 from datetime import timedelta
 
 from django.db import transaction
-from django.db.models import Q
+from django.db.models import Exists, Q
 from django.utils import timezone
 
 from chronosx import metrics, pipeline
@@ -97,8 +97,15 @@ def vote_record(
     if force_digest:
         details["force_digest"] = force_digest
     # The row lock serializes the votes of one proposal: each tally sees every earlier vote.
-    # (The decision comes in the same read; only the proposal's row is locked.)
-    proposal = Proposal.objects.select_for_update(of=("self",)).select_related("decision").filter(id=proposal_id).first()
+    # (The decision, and whether the key is registered and active, come in the same read; only
+    # the proposal's row is locked.)
+    proposal = (
+        Proposal.objects.select_for_update(of=("self",))
+        .select_related("decision")
+        .annotate(key_active=Exists(NodeKey.objects.filter(key_id=key_id, active=True)))
+        .filter(id=proposal_id)
+        .first()
+    )
     if proposal is None:
         return vote_refuse(proposal_id=None, node=node, why=f"no such proposal {proposal_id}", details=details)
     if node not in Node.values or verdict not in Vote.Verdict.values:
@@ -112,7 +119,7 @@ def vote_record(
     )
     if problem:
         return vote_refuse(proposal_id=proposal_id, node=node, why=f"bad signature: {problem}", details=details)
-    if not NodeKey.objects.filter(key_id=key_id, active=True).exists():
+    if not proposal.key_active:
         return vote_refuse(proposal_id=proposal_id, node=node, why=f"key {key_id} is retired", details=details)
     if verdict == Vote.Verdict.APPROVE and decision_digest != decision.digest:
         return vote_refuse(
