@@ -12,7 +12,7 @@ import logging
 import threading
 
 from celery.signals import beat_init, worker_ready, worker_shutdown
-from django.db import connections
+from django.db import close_old_connections, connections
 
 log = logging.getLogger(__name__)
 
@@ -46,27 +46,38 @@ def beat_once(kinds) -> None:
                 log.exception("heartbeat of %s failed; it is tried again in %s s", kind, INTERVAL_SECONDS)
 
 
-def _loop(kinds):
+def _loop(kinds, forks: bool):
     while not _stop.is_set():
+        if not forks:
+            close_old_connections()  # as around a request: one past its age, or broken, is replaced
         beat_once(kinds)
-        # Keep no connection open between beats: the prefork pool forks from this process.
-        connections.close_all()
+        if forks:
+            # A prefork pool forks from this process when it replaces a child, and a child must
+            # not inherit an open connection (its copy, when collected, would end the session).
+            connections.close_all()
         _stop.wait(INTERVAL_SECONDS)
+    connections.close_all()
 
 
-def start_beating(kinds) -> None:
+def start_beating(kinds, *, forks: bool = False) -> threading.Thread | None:
+    """Beat as `kinds` on a thread of this process. `forks`: the process forks (a prefork pool's
+    parent), so no connection is kept between beats. Otherwise the thread keeps its connection: a
+    new one every beat (authentication, a server process, Django's set-up) doubled the thread's
+    CPU, and cost PostgreSQL a server process every 3 s."""
     kinds = [kind for kind in kinds if kind in _beats]
     if not kinds:
-        return
+        return None
     _stop.clear()
     log.info("heartbeats every %s s as %s", INTERVAL_SECONDS, ", ".join(kinds))
-    threading.Thread(target=_loop, args=(kinds,), name="chronosx-heartbeat", daemon=True).start()
+    thread = threading.Thread(target=_loop, args=(kinds, forks), name="chronosx-heartbeat", daemon=True)
+    thread.start()
+    return thread
 
 
 @worker_ready.connect
 def _worker_ready(sender=None, **kwargs):
     queues = sender.app.amqp.queues.consume_from or {}
-    start_beating(sorted(queues))
+    start_beating(sorted(queues), forks=type(sender.pool).__module__ == "celery.concurrency.prefork")
 
 
 @beat_init.connect

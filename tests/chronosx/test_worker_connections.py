@@ -4,12 +4,15 @@ does, and still replaces one the server has dropped before a task fails on it.
 Celery's Django fixup and chronosx/celery.py's handlers are installed here as a worker installs
 them as it starts, and a task's start and end are their two signals."""
 
+import time
+
 import psycopg
 import pytest
 from celery.fixups.django import DjangoWorkerFixup
 from celery.signals import task_postrun, task_prerun
 from django.db import connection
 
+from chronosx import workers
 from chronosx.celery import _connections_as_around_a_request, app, connections_kept_between_tasks
 
 pytestmark = pytest.mark.django_db(transaction=True)  # a worker's tasks run in autocommit
@@ -52,3 +55,40 @@ def test_a_connection_the_server_dropped_is_replaced_before_the_next_task_uses_i
     replaced = a_task_runs()  # no OperationalError: checked at the task's first query, and reconnected
     assert replaced != dropped
     assert a_task_runs() == replaced
+
+
+@pytest.fixture
+def beats(monkeypatch):
+    """A heartbeat kind whose beat records the server process that answered it."""
+    if connection.vendor != "postgresql":
+        pytest.skip("the embedded default (SQLite) runs no worker")
+    backends = []
+
+    def beat():
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_backend_pid()")
+            backends.append(cursor.fetchone()[0])
+
+    monkeypatch.setitem(workers._beats, "test-kind", [beat])
+    monkeypatch.setattr(workers, "INTERVAL_SECONDS", 0.02)
+    yield backends
+    workers._stop.set()
+
+
+def beaten(thread, backends, times=4) -> list[int]:
+    deadline = time.monotonic() + 10
+    while len(backends) < times and time.monotonic() < deadline:
+        time.sleep(0.01)
+    workers._stop.set()
+    thread.join(timeout=10)  # it closes its connection as it ends
+    return backends[:times]
+
+
+def test_the_heartbeat_of_a_worker_that_does_not_fork_keeps_its_connection(beats):
+    first, *rest = beaten(workers.start_beating(["test-kind"], forks=False), beats)
+    assert rest == [first] * 3
+
+
+def test_the_heartbeat_of_a_prefork_worker_keeps_no_connection_between_beats(beats):
+    backends = beaten(workers.start_beating(["test-kind"], forks=True), beats)
+    assert len(set(backends)) == 4  # closed after each beat: a forked child inherits none
