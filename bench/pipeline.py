@@ -181,7 +181,7 @@ class Stack:
             shutil.copy2(self.tmp / "keys" / f"{node}.key", folder / f"{node}.key")
         no_keys = {"CHRONOSX_NODE_KEY_DIR": str(self.tmp / "no-keys")}
         celery = [sys.executable, "-m", "celery", "-A", "chronosx"]
-        worker = [*celery, "worker", "--without-gossip", "--without-mingle", "-l", "WARNING"]
+        worker = [*celery, "worker", "--without-gossip", "--without-mingle", "--without-heartbeat", "-l", "WARNING"]
         # As scripts/up: the governance worker a prefork pool, each node and the router one task
         # at a time in its own process (solo), unless --pool prefork asks for a pool of --concurrency.
         pool = getattr(self.args, "pool", "prefork")

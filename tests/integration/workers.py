@@ -95,7 +95,7 @@ def celery_worker_argv(*, queues, name, concurrency=1, options=()) -> list[str]:
     return [
         sys.executable, "-m", "celery", "-A", "chronosx", "worker",
         "-Q", ",".join(queues), "-n", f"{name}@%h", "--concurrency", str(concurrency),
-        "--pool", "prefork", "--without-gossip", "--without-mingle", "-l", "INFO", *options,
+        "--pool", "prefork", "--without-gossip", "--without-mingle", "--without-heartbeat", "-l", "INFO", *options,
     ]
 
 
