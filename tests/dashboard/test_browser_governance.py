@@ -55,7 +55,7 @@ def history(api):
 @pytest.fixture
 def resting_order(history, monkeypatch):
     """A sandbox buy limit below the market: it rests at the venue."""
-    monkeypatch.setattr("exchange.services.sending.quorum_certificate_verify", lambda *, proposal_id: (True, "test"))
+    monkeypatch.setattr("exchange.services.sending.quorum_certificate_check", lambda *, proposal: (True, "test"))
     agent = Agent.objects.create(name="desk-agent", token_hash="d" * 64, token_prefix="d")
     agent.strategies.add(Strategy.objects.get(slug="demo"))
     proposal = approved_proposal(agent=agent, limit_price="60000")

@@ -90,7 +90,7 @@ def test_the_dashboard_shows_the_state_and_what_is_paused(login_as):
 
 def test_the_kill_switch_button_halts_and_the_router_cancels_the_resting_order(login_as, monkeypatch, settings):
     settings.CHRONOSX_VENUE = "sandbox"
-    monkeypatch.setattr("exchange.services.sending.quorum_certificate_verify", lambda *, proposal_id: (True, "test"))
+    monkeypatch.setattr("exchange.services.sending.quorum_certificate_check", lambda *, proposal: (True, "test"))
     client = login_as("operator")
     trading_enable(actor="test", reason="open")
     agent = Agent.objects.create(name="kill-agent", token_hash="k" * 64, token_prefix="x")
@@ -166,7 +166,7 @@ def test_pausing_a_strategy_in_admin_takes_a_reason_or_is_refused(login_as, role
 @pytest.mark.parametrize("role", ROLES)
 def test_the_kill_switch_in_admin_asks_why_halts_and_cancels_or_is_refused(login_as, role, monkeypatch, settings):
     settings.CHRONOSX_VENUE = "sandbox"
-    monkeypatch.setattr("exchange.services.sending.quorum_certificate_verify", lambda *, proposal_id: (True, "test"))
+    monkeypatch.setattr("exchange.services.sending.quorum_certificate_check", lambda *, proposal: (True, "test"))
     trading_enable(actor="test", reason="open")
     agent = Agent.objects.create(name="kill-agent", token_hash="k" * 64, token_prefix="x")
     agent.strategies.add(Strategy.objects.get(slug="demo"))
