@@ -58,21 +58,18 @@ def audit_record(*, kind: str, actor: str, payload: dict, proposal_id=None) -> A
     )
 
 
-# Unchained events whose transactions have all ended, in id order, in one statement: the
-# horizon is the oldest transaction still writing to this database (not the caller's own), or,
-# with none, the first transaction id not yet handed out: no transaction below it is still open.
+# The oldest transaction still writing to this database (not the caller's own), or, with
+# none, the first transaction id not yet handed out: no transaction below it is still open.
+_PG_CHAIN_HORIZON = """
+SELECT COALESCE(
+    (SELECT min(backend_xid::text::bigint) FROM pg_stat_activity
+     WHERE datname = current_database() AND backend_xid IS NOT NULL AND pid <> pg_backend_pid()),
+    pg_snapshot_xmax(pg_current_snapshot())::text::bigint
+), pg_current_xact_id_if_assigned()::text::bigint
+"""
 _PG_COMMITTED_UNCHAINED = f"""
-WITH horizon AS (
-    SELECT COALESCE(
-        (SELECT min(backend_xid::text::bigint) FROM pg_stat_activity
-         WHERE datname = current_database() AND backend_xid IS NOT NULL AND pid <> pg_backend_pid()),
-        pg_snapshot_xmax(pg_current_snapshot())::text::bigint
-    ) AS below, pg_current_xact_id_if_assigned()::text::bigint AS own
-)
-SELECT event.id, event.kind, event.actor, event.created_at, event.proposal_id, event.payload
-FROM {AuditEvent._meta.db_table} AS event, horizon
-WHERE event.hash IS NULL AND (event.txid < horizon.below OR event.txid = horizon.own)
-ORDER BY event.id LIMIT %s
+SELECT id, kind, actor, created_at, proposal_id, payload FROM {AuditEvent._meta.db_table}
+WHERE hash IS NULL AND (txid < %s OR txid = %s) ORDER BY id LIMIT %s
 """
 _CHAIN_END = f"SELECT seq, hash FROM {AuditEvent._meta.db_table} WHERE seq IS NOT NULL ORDER BY seq DESC LIMIT 1"
 
@@ -89,12 +86,18 @@ def _committed_unchained(limit: int) -> list[AuditEvent]:
     that writes and then chains); the sequencer's own transaction writes none.
     SQLite runs one writer at a time, so there ids follow commits.
 
-    The sequencer runs a round many times a second, so on PostgreSQL this is one plain
-    statement: the ORM's query building was most of a round's CPU."""
+    The horizon is read in a statement of its own, before the events: the events' read then
+    takes a later snapshot, in which every transaction below the horizon has ended and shows
+    its events. (In one statement, a transaction could end between the snapshot and the read of
+    pg_stat_activity, and be below the horizon with its events not yet visible.) The sequencer
+    runs a round many times a second, so on PostgreSQL both are plain statements: the ORM's
+    query building was most of a round's CPU."""
     if connection.vendor != "postgresql":
         return list(AuditEvent.objects.filter(hash__isnull=True).order_by("id").only(*AUDIT_CONTENT)[:limit])
     with connection.cursor() as cursor:
-        cursor.execute(_PG_COMMITTED_UNCHAINED, [limit])
+        cursor.execute(_PG_CHAIN_HORIZON)
+        horizon, own = cursor.fetchone()
+        cursor.execute(_PG_COMMITTED_UNCHAINED, [horizon, own, limit])
         rows = cursor.fetchall()
     return [
         AuditEvent(id=id, kind=kind, actor=actor, created_at=created_at, proposal_id=proposal_id, payload=payload)

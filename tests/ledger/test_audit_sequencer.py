@@ -80,3 +80,19 @@ def test_a_round_does_not_link_past_an_event_whose_transaction_is_still_open(tra
     linked = list(AuditEvent.objects.order_by("seq").values_list("kind", "id"))
     assert [kind for kind, _ in linked] == ["test.open", "test.committed"]
     assert linked[1][1] == later.id
+
+
+def test_a_round_reads_the_horizon_before_and_apart_from_the_events(transactional_db):
+    """The events' read must take its snapshot after the horizon is known: a transaction ending in
+    between would otherwise be below the horizon with its events not yet visible, and be overtaken."""
+    if connection.vendor != "postgresql":
+        pytest.skip("the horizon is PostgreSQL's")
+    audit_record(kind="test.append", actor="test", payload={})
+
+    with CaptureQueriesContext(connection) as queries:
+        assert audit_chain_extend() == 1
+
+    sqls = [q["sql"] for q in queries.captured_queries]
+    horizon = next(i for i, sql in enumerate(sqls) if "pg_stat_activity" in sql)
+    events = next(i for i, sql in enumerate(sqls) if "hash IS NULL" in sql)
+    assert horizon < events and "pg_stat_activity" not in sqls[events]
