@@ -163,7 +163,7 @@ def _order_create_and_claim(*, proposal: Proposal, venue: Venue) -> Order | None
         if not _claim(order_id=order.id, from_status=O.NEW, reason="claimed by a router"):
             return None
     # The claim moved the row under this transaction's lock: its new state is known here.
-    order.status, order.proposal = O.SENDING, proposal
+    order.status, order.send_attempts, order.proposal = O.SENDING, order.send_attempts + 1, proposal
     return order
 
 

@@ -14,7 +14,7 @@ from exchange.models import Order, SandboxOrder
 from exchange.services.orders import client_order_id_for, order_refresh
 from exchange.services.sending import _order_create_and_claim, order_route
 from exchange.services.settling import orders_reconcile, orders_sweep
-from exchange.venues import SandboxVenue, venue_current
+from exchange.venues import SandboxVenue, VenueUnavailable, venue_current
 from governance.models import CircuitBreaker, Proposal
 from governance.services.controls import breaker_trip, trading_halt
 from ledger.models import AuditEvent, Fill, Position
@@ -456,3 +456,20 @@ def test_breaker_command_lists_and_refuses_unknown_names(exch_seeded, capsys):
     assert "venue_errors\tTRIPPED" in out and "venue_latency\tok" in out
     with pytest.raises(CommandError):
         call_command("breaker", "reset", "no_such_breaker", "--reason", "x")
+
+
+def test_an_order_not_sent_because_the_markets_cannot_be_read_goes_back_to_new_and_says_which_attempt(
+    make_approved, certified, monkeypatch
+):
+    def markets_down(self, *, symbol, quantity):
+        raise VenueUnavailable("markets: connection refused")
+
+    monkeypatch.setattr(SandboxVenue, "quantity_for", markets_down)
+    proposal = make_approved()
+
+    order_route(proposal_id=proposal.id)
+
+    order = Order.objects.get(proposal=proposal)
+    assert (order.status, order.send_attempts) == ("new", 1)
+    answers = [json.loads(e.payload) for e in AuditEvent.objects.filter(proposal_id=proposal.id, kind="order.venue_answer")]
+    assert [(a["outcome"], a["attempt"]) for a in answers] == [("not_sent", 1)]
