@@ -11,6 +11,7 @@ embedded default the embedded loop runs every kind's beat (chronosx/embedded.py)
 import logging
 import threading
 
+from celery.concurrency.prefork import TaskPool as PreforkPool
 from celery.signals import beat_init, worker_ready, worker_shutdown
 from django.db import close_old_connections, connections
 
@@ -77,7 +78,7 @@ def start_beating(kinds, *, forks: bool = False) -> threading.Thread | None:
 @worker_ready.connect
 def _worker_ready(sender=None, **kwargs):
     queues = sender.app.amqp.queues.consume_from or {}
-    start_beating(sorted(queues), forks=type(sender.pool).__module__ == "celery.concurrency.prefork")
+    start_beating(sorted(queues), forks=isinstance(sender.pool, PreforkPool))
 
 
 @beat_init.connect

@@ -5,9 +5,13 @@ Celery's Django fixup and chronosx/celery.py's handlers are installed here as a 
 them as it starts, and a task's start and end are their two signals."""
 
 import time
+from types import SimpleNamespace
 
 import psycopg
 import pytest
+from celery.concurrency.prefork import TaskPool as PreforkPool
+from celery.concurrency.solo import TaskPool as SoloPool
+from celery.concurrency.thread import TaskPool as ThreadPool
 from celery.fixups.django import DjangoWorkerFixup
 from celery.signals import task_postrun, task_prerun
 from django.db import connection
@@ -92,3 +96,19 @@ def test_the_heartbeat_of_a_worker_that_does_not_fork_keeps_its_connection(beats
 def test_the_heartbeat_of_a_prefork_worker_keeps_no_connection_between_beats(beats):
     backends = beaten(workers.start_beating(["test-kind"], forks=True), beats)
     assert len(set(backends)) == 4  # closed after each beat: a forked child inherits none
+
+
+@pytest.mark.parametrize(
+    "pool, forks", [(PreforkPool, True), (SoloPool, False), (ThreadPool, False)], ids=["prefork", "solo", "threads"]
+)
+def test_a_worker_beats_as_its_queues_and_says_whether_its_pool_forks(monkeypatch, pool, forks):
+    started = []
+    monkeypatch.setattr(workers, "start_beating", lambda kinds, *, forks: started.append((kinds, forks)))
+    consumer = SimpleNamespace(
+        app=SimpleNamespace(amqp=SimpleNamespace(queues=SimpleNamespace(consume_from={"risk": None}))),
+        pool=object.__new__(pool),  # its kind is all that is asked
+    )
+
+    workers._worker_ready(sender=consumer)
+
+    assert started == [(["risk"], forks)]
