@@ -257,3 +257,9 @@ def test_an_answer_ends_an_error_streak_at_once_and_steady_answers_are_rewritten
     venue_call_ok(venue="weex", latency_ms=60)  # within the second, but a streak to end
     row = VenueHealth.objects.get(venue="weex")
     assert (row.consecutive_errors, row.last_latency_ms) == (0, 60)
+
+
+def test_an_answer_from_a_venue_without_a_record_creates_none(exch_seeded):
+    """The record is the probe's (or an error's) to create: an answer only refreshes one."""
+    venue_call_ok(venue="nowhere", latency_ms=5)
+    assert not VenueHealth.objects.filter(venue="nowhere").exists()
