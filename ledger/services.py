@@ -58,13 +58,21 @@ def audit_record(*, kind: str, actor: str, payload: dict, proposal_id=None) -> A
     )
 
 
+# A running transaction's id as pg_stat_activity shows it (32 bits) widened to the 64 bits an
+# event's txid holds (pg_current_xact_id: the epoch above them): the latest id with those low
+# 32 bits at or below `next`, the first id not yet handed out. Compared as 32 bits, every txid
+# would be above every running transaction once the ids wrap the first time, and nothing would
+# be linked while any other transaction writes.
+FULL_XID = "({next} - (({next} - {xid}) & 4294967295))"
+
 # The oldest transaction still writing to this database (not the caller's own), or, with
 # none, the first transaction id not yet handed out: no transaction below it is still open.
-_PG_CHAIN_HORIZON = """
+_PG_CHAIN_HORIZON = f"""
+WITH next AS (SELECT pg_snapshot_xmax(pg_current_snapshot())::text::bigint AS id)
 SELECT COALESCE(
-    (SELECT min(backend_xid::text::bigint) FROM pg_stat_activity
+    (SELECT min({FULL_XID.format(next="next.id", xid="backend_xid::text::bigint")}) FROM pg_stat_activity, next
      WHERE datname = current_database() AND backend_xid IS NOT NULL AND pid <> pg_backend_pid()),
-    pg_snapshot_xmax(pg_current_snapshot())::text::bigint
+    (SELECT id FROM next)
 ), pg_current_xact_id_if_assigned()::text::bigint
 """
 _PG_COMMITTED_UNCHAINED = f"""

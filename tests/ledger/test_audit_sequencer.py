@@ -96,3 +96,20 @@ def test_a_round_reads_the_horizon_before_and_apart_from_the_events(transactiona
     horizon = next(i for i, sql in enumerate(sqls) if "pg_stat_activity" in sql)
     events = next(i for i, sql in enumerate(sqls) if "hash IS NULL" in sql)
     assert horizon < events and "pg_stat_activity" not in sqls[events]
+
+
+@pytest.mark.parametrize(
+    "next_id, xid, full",
+    [
+        (1_000, 900, 900),  # no wrap yet: the same
+        (2**32 + 100, 50, 2**32 + 50),  # after the first wrap, in the current epoch
+        (2**32 + 100, 2**32 - 10, 2**32 - 10),  # still running from before the wrap
+        (3 * 2**32 + 7, 7, 3 * 2**32 + 7),
+    ],
+)
+def test_a_running_transactions_id_is_widened_to_the_64_bits_an_events_txid_holds(db, next_id, xid, full):
+    if connection.vendor != "postgresql":
+        pytest.skip("the horizon is PostgreSQL's")
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT " + services.FULL_XID.format(next="%s::bigint", xid="%s::bigint"), [next_id, next_id, xid])
+        assert cursor.fetchone()[0] == full
