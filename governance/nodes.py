@@ -20,7 +20,7 @@ from governance.models import Decision, ForceRequest, Node, Proposal, TradingSta
 from governance.selectors.context import decision_context
 from governance.selectors.controls import controls_context_now, venue_health_latest
 from governance.selectors.forcing import force_record, force_record_problem, force_trading_refusal
-from governance.selectors.quorum import decision_integrity_problem
+from governance.selectors.quorum import DECISION_CHECK_RELATED, decision_integrity_problem
 from governance.services.heartbeats import worker_heartbeat
 from governance.services.quorum import vote_record, vote_refuse
 
@@ -45,7 +45,7 @@ def node_vote(*, proposal_id, node: str) -> Vote | None:
     # The decision and its ruleset come with the proposal, and whether this node has voted:
     # one read for what the review checks.
     proposal = (
-        Proposal.objects.select_related("strategy", "instrument", "decision__ruleset")
+        Proposal.objects.select_related(*DECISION_CHECK_RELATED)
         .annotate(voted=Exists(Vote.objects.filter(proposal_id=OuterRef("pk"), node=node)))
         .filter(id=proposal_id)
         .first()

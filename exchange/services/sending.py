@@ -47,7 +47,7 @@ from exchange.venues import (
 )
 from governance.models import Proposal
 from governance.selectors.forcing import order_quantity
-from governance.selectors.quorum import CERTIFICATE_RELATED, quorum_certificate_check, vote_opened_at
+from governance.selectors.quorum import DECISION_CHECK_RELATED, quorum_certificate_check, vote_opened_at
 from governance.services.controls import routing_refusal_locked
 from governance.services.proposals import proposal_transition
 from ledger.models import AuditEvent
@@ -63,7 +63,7 @@ def order_route(*, proposal_id) -> Order | None:
     existing = Order.objects.filter(client_order_id=client_order_id_for(proposal_id)).first()
     if existing is not None and existing.status != O.NEW:
         return existing
-    proposal = Proposal.objects.select_related(*CERTIFICATE_RELATED).filter(id=proposal_id).first()
+    proposal = Proposal.objects.select_related(*DECISION_CHECK_RELATED).filter(id=proposal_id).first()
     if proposal is None or proposal.status != Proposal.Status.APPROVED:
         return existing
     if existing is None and _expire_if_stale(proposal=proposal):

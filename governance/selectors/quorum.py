@@ -187,20 +187,21 @@ def quorum_summary(*, proposal) -> dict | None:
     return {"required": required, "approvals": approvals, "met": approvals >= required, "votes": votes}
 
 
-# What a certificate check reads with the proposal: one query for all of it.
-CERTIFICATE_RELATED = ("strategy", "instrument", "decision__ruleset")
+# What checking a decision reads with its proposal (decision_integrity_problem, the nodes'
+# reviews, the router's certificate check): one query for all of it.
+DECISION_CHECK_RELATED = ("strategy", "instrument", "decision__ruleset")
 
 
 def quorum_certificate_verify(*, proposal_id) -> tuple[bool, str]:
     """Whether the proposal carries a valid quorum certificate, checked from the database now."""
-    proposal = Proposal.objects.select_related(*CERTIFICATE_RELATED).filter(id=proposal_id).first()
+    proposal = Proposal.objects.select_related(*DECISION_CHECK_RELATED).filter(id=proposal_id).first()
     if proposal is None:
         return False, "no such proposal"
     return quorum_certificate_check(proposal=proposal)
 
 
 def quorum_certificate_check(*, proposal) -> tuple[bool, str]:
-    """Whether `proposal`, just read with CERTIFICATE_RELATED, carries a valid quorum
+    """Whether `proposal`, just read with DECISION_CHECK_RELATED, carries a valid quorum
     certificate: enough verifying approvals from distinct nodes, each signing the digest of
     the decision as it is stored now, and that decision intact. The router calls this before
     it sends anything, on the proposal it has just read."""
